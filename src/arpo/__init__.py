@@ -1,0 +1,67 @@
+"""arpo: find the prompt inside an image (Automatic Reverse Prompt Optimization).
+
+Importing ``arpo`` is cheap: torch, diffusers and open_clip load only when a function that needs
+them runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from arpo.config import Settings
+from arpo.errors import (
+    ArpoError,
+    InvalidImageError,
+    InvalidOptionError,
+    LLMError,
+    LLMOutputError,
+    LLMUnavailableError,
+    ModelNotAvailableError,
+    RunNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from arpo.api import Result, generate, get_toolbox, resume, reverse_prompt, score
+    from arpo.graph.context import RunOptions
+    from arpo.tools.toolbox import Toolbox
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Result": "arpo.api",
+    "generate": "arpo.api",
+    "get_toolbox": "arpo.api",
+    "resume": "arpo.api",
+    "reverse_prompt": "arpo.api",
+    "score": "arpo.api",
+    "RunOptions": "arpo.graph.context",
+    "Toolbox": "arpo.tools.toolbox",
+}
+
+__all__ = [
+    "ArpoError",
+    "InvalidImageError",
+    "InvalidOptionError",
+    "LLMError",
+    "LLMOutputError",
+    "LLMUnavailableError",
+    "ModelNotAvailableError",
+    "Result",
+    "RunNotFoundError",
+    "RunOptions",
+    "Settings",
+    "Toolbox",
+    "generate",
+    "get_toolbox",
+    "resume",
+    "reverse_prompt",
+    "score",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'arpo' has no attribute {name!r}")

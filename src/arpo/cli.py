@@ -1,0 +1,331 @@
+"""The ``arpo`` command line: a thin adapter over :mod:`arpo.api`.
+
+Errors arpo understands print as one line on stderr with a non-zero exit code; ``--verbose``
+adds logs (and tracebacks for unexpected errors).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from arpo.config import Settings
+from arpo.errors import ArpoError
+
+app = typer.Typer(
+    name="arpo",
+    help="Find the prompt inside an image: Automatic Reverse Prompt Optimization.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help="'tiny': tiny random-weight models, a smoke test whose images are noise "
+        "(default: ARPO_PRESET, else the configured models).",
+    ),
+]
+_state: dict[str, bool] = {"verbose": False}
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
+    ] = False,
+) -> None:
+    _state["verbose"] = verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _toolbox(preset: str | None) -> Any:
+    from arpo.api import get_toolbox
+
+    overrides: dict[str, Any] = {"preset": preset} if preset else {}
+    try:
+        settings = Settings(**overrides)
+    except ValueError as error:  # pydantic ValidationError
+        raise typer.BadParameter(str(error).splitlines()[-1]) from None
+    return get_toolbox(settings)
+
+
+@contextmanager
+def _errors(resume_hint: Callable[[], str | None] = lambda: None) -> Iterator[None]:
+    """One line per error, and the exit code it asks for; no tracebacks for known errors."""
+    try:
+        yield
+    except ArpoError as error:
+        hint = resume_hint()
+        err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        if hint:
+            err.print(hint, highlight=False, soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        hint = resume_hint()
+        err.print("interrupted." + (f" {hint}" if hint else ""), highlight=False)
+        raise typer.Exit(130) from None
+    except Exception as error:
+        if _state["verbose"]:
+            raise
+        err.print(
+            f"[red]internal error:[/red] {type(error).__name__}: {error} "
+            "(rerun with --verbose for the traceback, and please report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def invert(
+    image: Annotated[
+        Path | None, typer.Argument(help="The reference image (PNG, JPEG, WebP...).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Run directory (default: a new folder in ARPO_HOME/runs)."
+        ),
+    ] = None,
+    resume_id: Annotated[
+        str | None, typer.Option("--resume", help="Continue an interrupted run by its id.")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", "-p", help="Starting prompt (default: a caption).")
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="auto, vanilla, enhanced or offline (auto: enhanced with an LLM)."),
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", "-n", help="Maximum iterations.")
+    ] = None,
+    candidates: Annotated[int | None, typer.Option(help="Candidate prompts per iteration.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the renders.")] = None,
+    images_per_prompt: Annotated[
+        int | None, typer.Option(help="Renders per prompt (seeds seed..).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Diffusion steps.")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    width: Annotated[int | None, typer.Option(help="Render width (multiple of 8).")] = None,
+    height: Annotated[int | None, typer.Option(help="Render height (multiple of 8).")] = None,
+    negative_prompt: Annotated[
+        str | None, typer.Option(help="Negative prompt for every render.")
+    ] = None,
+    target_score: Annotated[
+        float | None, typer.Option(help="Stop once the best score reaches this.")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after this many iterations without gain.")
+    ] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    rerank_top_k: Annotated[
+        int | None, typer.Option(help="Render the top k candidates and pick by image similarity.")
+    ] = None,
+    preset: PresetOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Reverse-prompt IMAGE: search for a prompt that recreates it. Writes a run directory with
+    result.json, every render and report.html."""
+    from arpo import api
+
+    if (image is None) == (resume_id is None):
+        raise typer.BadParameter("give an IMAGE to invert, or --resume RUN_ID (not both).")
+    toolbox = _toolbox(preset)
+    progress = _Progress()
+    with _errors(progress.resume_hint), progress:
+        if resume_id:
+            result = api.resume(resume_id, toolbox=toolbox, on_progress=progress.update)
+        else:
+            result = api.reverse_prompt(
+                image,
+                prompt=prompt,
+                out_dir=out_dir,
+                toolbox=toolbox,
+                on_progress=progress.update,
+                strategy=strategy,
+                iterations=iterations,
+                candidates=candidates,
+                seed=seed,
+                images_per_prompt=images_per_prompt,
+                steps=steps,
+                guidance=guidance,
+                width=width,
+                height=height,
+                negative_prompt=negative_prompt,
+                target_score=target_score,
+                patience=patience,
+                time_budget_s=time_budget,
+                rerank_top_k=rerank_top_k,
+            )
+    if as_json:
+        out.print_json(json.dumps(_result_summary(result)))
+        return
+    out.print(
+        f"[bold]best prompt[/bold] (text score {result.best_text_score:.4f}, "
+        f"image score {_fmt(result.best_image_score)}):"
+    )
+    out.print(result.best_prompt, highlight=False, soft_wrap=True)
+    out.print(
+        f"run {result.run_id}: {result.iterations} iterations, stopped by {result.stop_reason}"
+    )
+    out.print(f"report: {result.report}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="The prompt to render.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the images.")] = Path(
+        "."
+    ),
+    seed: Annotated[int, typer.Option(help="First seed.")] = 0,
+    count: Annotated[
+        int, typer.Option("--count", "-c", help="Images to render (seeds seed..).")
+    ] = 1,
+    steps: Annotated[int | None, typer.Option(help="Diffusion steps.")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    width: Annotated[int | None, typer.Option(help="Width (multiple of 8).")] = None,
+    height: Annotated[int | None, typer.Option(help="Height (multiple of 8).")] = None,
+    negative_prompt: Annotated[str | None, typer.Option(help="Negative prompt.")] = None,
+    preset: PresetOption = None,
+) -> None:
+    """Render PROMPT with the configured text-to-image model."""
+    from arpo import api
+
+    toolbox = _toolbox(preset)
+    with _errors(), err.status("rendering..."):
+        paths = api.generate(
+            prompt,
+            seed=seed,
+            count=count,
+            out_dir=out_dir,
+            toolbox=toolbox,
+            steps=steps,
+            guidance=guidance,
+            width=width,
+            height=height,
+            negative_prompt=negative_prompt,
+        )
+    for path in paths:
+        out.print(str(path), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def score(
+    image: Annotated[Path, typer.Argument(help="The image to score against.")],
+    prompts: Annotated[list[str], typer.Argument(help="One or more prompts.")],
+    preset: PresetOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """CLIP similarity of each PROMPT to IMAGE, best first."""
+    from arpo import api
+
+    toolbox = _toolbox(preset)
+    with _errors():
+        ranked = api.score(image, prompts, toolbox=toolbox)
+    if as_json:
+        out.print_json(json.dumps([{"prompt": p, "score": s} for p, s in ranked]))
+        return
+    for prompt, value in ranked:
+        out.print(f"{value:.4f}  {prompt}", highlight=False, soft_wrap=True)
+
+
+class _Progress:
+    """Live display of a run: iteration bar, best score, current prompt."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.run_id: str | None = None
+        self.progress = Progress(
+            TextColumn("[bold]iteration"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("best {task.fields[best]}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[prompt]}"),
+            console=err,
+            transient=False,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> _Progress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, event: dict[str, Any]) -> None:
+        self.run_id = event.get("run_id", self.run_id)
+        if event.get("event") == "started":
+            self.task = self.progress.add_task(
+                "run", total=event["iterations"], best="-", prompt="captioning..."
+            )
+            self.progress.console.print(f"run {self.run_id} -> {event['run_dir']}", highlight=False)
+            return
+        if self.task is None:
+            return
+        prompt = event.get("prompt") or ""
+        self.progress.update(
+            self.task,
+            completed=event.get("iteration", 0) + 1,
+            best=f"{event.get('best_text_score', 0):.4f}",
+            prompt=prompt if len(prompt) <= 60 else prompt[:57] + "...",
+        )
+
+    def resume_hint(self) -> str | None:
+        if self.run_id is None:
+            return None
+        return f"The run is saved; continue it with: arpo invert --resume {self.run_id}"
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _result_summary(result: Any) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id,
+        "best_prompt": result.best_prompt,
+        "best_text_score": result.best_text_score,
+        "best_image_score": result.best_image_score,
+        "initial_prompt": result.initial_prompt,
+        "iterations": result.iterations,
+        "stop_reason": result.stop_reason,
+        "strategy": result.strategy,
+        "run_dir": str(result.run_dir),
+        "best_render": str(result.best_render),
+        "report": str(result.report),
+    }
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Process-wide settings, read from ``ARPO_*`` environment variables and a ``.env`` file.
+
+Settings say *where* things are (models, endpoints, the data directory); per-run choices
+(strategy, iterations, sizes) are :class:`arpo.graph.context.RunOptions`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Preset = Literal["none", "tiny"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ARPO_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    home: Path = Field(
+        default_factory=lambda: Path(user_data_dir("arpo", appauthor=False)),
+        description="Data directory: runs, the artifact store, checkpoints, built presets.",
+    )
+    preset: Preset = Field(
+        "none",
+        description="'tiny' swaps every model for tiny random-weight ones (a smoke test: "
+        "its images are noise).",
+    )
+
+    t2i_model: str = Field(
+        "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        description="Text-to-image model: a Hugging Face hub id or a local diffusers directory.",
+    )
+    clip_model: str = Field("ViT-L-14", description="open_clip architecture name.")
+    clip_pretrained: str = Field(
+        "openai", description="open_clip pretrained tag, or a path to a local checkpoint file."
+    )
+    device: Device = Field("auto", description="Torch device; auto picks cuda, then mps, then cpu.")
+    dtype: Dtype = Field(
+        "auto", description="Diffusion dtype; auto picks fp16/bf16 on CUDA, fp32 elsewhere."
+    )
+
+    llm_model: str = Field("gpt-4o-mini", description="Chat model name (must accept images).")
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (Ollama)."
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, description="API key; OPENAI_API_KEY is used when this is unset."
+    )
+    llm_timeout_s: float = Field(60.0, gt=0, description="Seconds to wait for one LLM reply.")
+    llm_max_retries: int = Field(2, ge=0, description="Retries on connection errors and 5xx.")
+    llm_structured_method: Literal["function_calling", "json_schema", "json_mode"] = Field(
+        "function_calling",
+        description="How structured output is requested; function_calling works on most servers.",
+    )
+
+    render_batch_size: int = Field(
+        4, ge=1, description="Images per diffusion call; lower it if the GPU runs out of memory."
+    )
+    vocabulary_dir: Path | None = Field(
+        None,
+        description="Folder of <category>.txt phrase lists replacing the packaged vocabulary.",
+    )
+
+    max_image_pixels: int = Field(
+        40_000_000, gt=0, description="Refuse input images with more pixels (decompression bombs)."
+    )
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def llm_configured(self) -> bool:
+        """True when an LLM endpoint or key is set, so LLM strategies can run."""
+        import os
+
+        return bool(self.llm_base_url or self.llm_api_key or os.environ.get("OPENAI_API_KEY"))
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def checkpoint_db(self) -> Path:
+        return self.home / "checkpoints.sqlite"
+
+    @property
+    def presets_dir(self) -> Path:
+        return self.home / "presets"

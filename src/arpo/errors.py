@@ -1,0 +1,44 @@
+"""arpo's error vocabulary.
+
+Every error a user can cause or fix derives from :class:`ArpoError`; its message says what went
+wrong *and what to do*. The CLI prints the message on one line and exits non-zero; the MCP
+server turns it into a tool error. Anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+
+class ArpoError(Exception):
+    """Base class: an error whose message is meant for the user."""
+
+    exit_code = 1
+
+
+class InvalidImageError(ArpoError):
+    """The input is not a usable image (missing, a directory, corrupt, too large, bad base64)."""
+
+
+class InvalidOptionError(ArpoError, ValueError):
+    """A run option or setting has a value arpo cannot use."""
+
+    exit_code = 2
+
+
+class ModelNotAvailableError(ArpoError):
+    """A model could not be loaded (not cached offline, not found, wrong format)."""
+
+
+class LLMError(ArpoError):
+    """Base class for problems talking to the OpenAI-compatible LLM."""
+
+
+class LLMUnavailableError(LLMError):
+    """The LLM endpoint could not be reached, timed out, or refused the request."""
+
+
+class LLMOutputError(LLMError):
+    """The LLM answered, but not in the structure asked for (after a retry)."""
+
+
+class RunNotFoundError(ArpoError):
+    """No stored run has the given id."""

@@ -1,0 +1,97 @@
+"""Run options: the graph's context schema, read by nodes through ``Runtime[RunOptions]``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from arpo.errors import InvalidOptionError
+from arpo.tools.t2i import RenderParams
+
+Strategy = Literal["auto", "vanilla", "enhanced", "offline"]
+STRATEGIES: tuple[str, ...] = ("auto", "vanilla", "enhanced", "offline")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How one reverse-prompt run searches. Validated on construction."""
+
+    strategy: Strategy = "auto"
+    iterations: int = 8
+    candidates: int = 4
+    seed: int = 0
+    images_per_prompt: int = 1
+    steps: int = 30
+    guidance: float = 7.5
+    width: int = 512
+    height: int = 512
+    negative_prompt: str = ""
+    target_score: float | None = None
+    patience: int | None = 3
+    time_budget_s: float | None = None
+    rerank_top_k: int = 0
+    history_in_prompt: int = 8
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise InvalidOptionError(
+                f"strategy '{self.strategy}' is unknown; choose one of {', '.join(STRATEGIES)}."
+            )
+        for name in ("iterations", "candidates", "images_per_prompt"):
+            if getattr(self, name) < 1:
+                raise InvalidOptionError(f"{name}={getattr(self, name)} must be at least 1.")
+        if self.patience is not None and self.patience < 1:
+            raise InvalidOptionError(f"patience={self.patience} must be at least 1 (or unset).")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise InvalidOptionError(f"time_budget_s={self.time_budget_s} must be positive.")
+        if self.rerank_top_k < 0:
+            raise InvalidOptionError(f"rerank_top_k={self.rerank_top_k} must be 0 (off) or more.")
+        self.render_params  # noqa: B018 - constructing it validates sizes and steps
+
+    @property
+    def render_params(self) -> RenderParams:
+        return RenderParams(
+            negative_prompt=self.negative_prompt,
+            steps=self.steps,
+            guidance=self.guidance,
+            width=self.width,
+            height=self.height,
+        )
+
+    @property
+    def seeds(self) -> list[int]:
+        """The same seeds every iteration, so renders differ only by prompt."""
+        return [self.seed + i for i in range(self.images_per_prompt)]
+
+    @property
+    def objective(self) -> Literal["text", "image"]:
+        """What "best" means: text-image CLIP similarity, or image-image when reranking."""
+        return "image" if self.rerank_top_k > 0 else "text"
+
+    @classmethod
+    def build(cls, defaults: dict[str, Any] | None = None, **options: Any) -> RunOptions:
+        """Options from explicit values over model defaults (e.g. a preset's) over ours;
+        None means "not given". Unknown names are an error, not silently dropped."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InvalidOptionError(
+                f"unknown run option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}."
+            )
+        merged = {**(defaults or {}), **{k: v for k, v in options.items() if v is not None}}
+        return cls(**merged)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_strategy(strategy: str, llm_available: bool) -> str:
+    """``auto`` means enhanced with an LLM, offline without; LLM strategies need an LLM."""
+    if strategy == "auto":
+        return "enhanced" if llm_available else "offline"
+    if strategy in ("vanilla", "enhanced") and not llm_available:
+        raise InvalidOptionError(
+            f"strategy '{strategy}' needs an LLM, and none is configured. Set ARPO_LLM_API_KEY "
+            "(or OPENAI_API_KEY) and/or ARPO_LLM_BASE_URL, or use --strategy offline."
+        )
+    return strategy

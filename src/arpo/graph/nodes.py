@@ -1,0 +1,319 @@
+"""The ARPO loop's steps. Each node reads run options from ``runtime.context`` and returns a
+state update; models come from the Toolbox the graph was built with."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any
+
+from langgraph.runtime import Runtime
+
+from arpo.errors import LLMOutputError
+from arpo.graph import prompts
+from arpo.graph.context import RunOptions, resolve_strategy
+from arpo.graph.state import ArpoState, Rendered, Scored
+
+if TYPE_CHECKING:
+    import torch
+
+    from arpo.tools.toolbox import Toolbox
+
+log = logging.getLogger(__name__)
+
+Node = Callable[[Any, ArpoState, Runtime[RunOptions]], dict[str, Any]]
+TOP_CANDIDATES_KEPT = 8
+
+
+def timed(node: Node) -> Node:
+    """Add the node's wall time to ``elapsed_s``, which (unlike a start timestamp) stays
+    meaningful for the time budget when a run is resumed later."""
+
+    @wraps(node)
+    def run(self: Any, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
+        start = time.perf_counter()
+        update = node(self, state, runtime)
+        return {**update, "elapsed_s": state.get("elapsed_s", 0.0) + time.perf_counter() - start}
+
+    return run
+
+
+class Nodes:
+    def __init__(self, toolbox: Toolbox) -> None:
+        self.tools = toolbox
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def reference_embedding(self, state: ArpoState) -> torch.Tensor:
+        digest = state["reference"]
+        image = self.tools.store.get_image(digest)
+        return self.tools.scorer.encode_images([image], keys=[digest])[0]
+
+    def render(self, prompts_: list[str], options: RunOptions) -> list[list[str]]:
+        """Render each prompt with the run's seeds in one batch; hashes per prompt."""
+        seeds = options.seeds
+        flat = self.tools.renderer.render(
+            [p for p in prompts_ for _ in seeds], seeds * len(prompts_), options.render_params
+        )
+        return [flat[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(prompts_))]
+
+    def image_scores(self, renders: list[list[str]], reference: torch.Tensor) -> list[float]:
+        """Mean image-image similarity to the reference of each prompt's renders."""
+        store, scorer = self.tools.store, self.tools.scorer
+        flat = [digest for group in renders for digest in group]
+        embeddings = scorer.encode_images([store.get_image(d) for d in flat], keys=flat)
+        sims = scorer.image_similarity(embeddings, reference)
+        scores, start = [], 0
+        for group in renders:
+            scores.append(sum(sims[start : start + len(group)]) / len(group))
+            start += len(group)
+        return scores
+
+    def strategy(self, runtime: Runtime[RunOptions]) -> str:
+        return resolve_strategy(runtime.context.strategy, self.tools.chat is not None)
+
+    def llm_images(self, state: ArpoState) -> list[tuple[str, Any]]:
+        store = self.tools.store
+        return [
+            ("REFERENCE image:", store.get_image(state["reference"])),
+            ("GENERATED image:", store.get_image(state["renders"][0])),
+        ]
+
+    # -- nodes --------------------------------------------------------------------------
+
+    @timed
+    def initialize(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
+        self.strategy(runtime)  # fail before any work if the strategy cannot run
+        reference = self.reference_embedding(state)
+        prompt = (state.get("initial_prompt") or "").strip() or self.caption(state, reference)
+        score = self.tools.scorer.text_similarity([prompt], reference)[0]
+        return {
+            "prompt": prompt,
+            "text_score": score,
+            "iteration": 0,
+            "stale": 0,
+            "critique": None,
+            "candidates": [],
+            "stop_reason": None,
+        }
+
+    def caption(self, state: ArpoState, reference: torch.Tensor) -> str:
+        chat = self.tools.chat
+        if chat is None:
+            return self.tools.interrogator.caption(reference)
+        image = self.tools.store.get_image(state["reference"])
+        message = chat.user_message(prompts.CAPTION, [("Image:", image)])
+        try:
+            return chat.ask(prompts.Caption, [message]).prompt.strip()
+        except LLMOutputError as error:
+            log.warning("LLM caption failed (%s); using CLIP interrogation", error)
+            return self.tools.interrogator.caption(reference)
+
+    @timed
+    def generate(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
+        options = runtime.context
+        renders = self.render([state["prompt"]], options)[0]
+        image_score = self.image_scores([renders], self.reference_embedding(state))[0]
+        current: Rendered = {
+            "iteration": state["iteration"],
+            "prompt": state["prompt"],
+            "text_score": state["text_score"],
+            "image_score": image_score,
+            "renders": renders,
+        }
+        update: dict[str, Any] = {"renders": renders, "image_score": image_score}
+        if _better(current, state.get("best"), options.objective):
+            update["best"] = current
+        return update
+
+    @timed
+    def critique(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
+        chat = self.tools.chat
+        assert chat is not None  # routed here only when an LLM strategy resolved
+        text = prompts.CRITIQUE.format(prompt=state["prompt"])
+        message = chat.user_message(text, self.llm_images(state))
+        try:
+            differences = chat.ask(prompts.Critique, [message]).differences
+        except LLMOutputError as error:
+            log.warning("critique failed: %s", error)
+            return {"critique": None, "note": "critique unavailable: malformed LLM output"}
+        return {"critique": [d.strip() for d in differences if d.strip()], "note": None}
+
+    @timed
+    def propose(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
+        options = runtime.context
+        strategy = self.strategy(runtime)
+        note = state.get("note") if strategy == "enhanced" else None
+        if strategy != "offline":
+            try:
+                found = self.propose_with_llm(state, options, strategy)
+                return {"candidates": found, "proposer": "llm", "note": note}
+            except LLMOutputError as error:
+                note = f"LLM output malformed twice; offline proposer used ({error})"
+                log.warning(note)
+        rng = random.Random(f"{options.seed}:{state['iteration']}")
+        found = self.tools.offline_proposer.propose(
+            state["prompt"], self.reference_embedding(state), options.candidates, rng
+        )
+        proposer = "offline" if strategy == "offline" else "offline (LLM fallback)"
+        return {"candidates": found, "proposer": proposer, "note": note}
+
+    def propose_with_llm(self, state: ArpoState, options: RunOptions, strategy: str) -> list[str]:
+        chat = self.tools.chat
+        assert chat is not None
+        if strategy == "vanilla":
+            text = prompts.VANILLA.format(prompt=state["prompt"], count=options.candidates)
+        else:
+            tried = sorted(
+                {r["prompt"]: r["text_score"] for r in state.get("history", [])}.items(),
+                key=lambda pair: pair[1],
+                reverse=True,
+            )[: options.history_in_prompt]
+            text = prompts.ENHANCED.format(
+                prompt=state["prompt"],
+                critique=prompts.bullet_list(state.get("critique") or []),
+                history=prompts.scored_list(tried),
+                count=options.candidates,
+            )
+        answer = chat.ask(prompts.Candidates, [chat.user_message(text, self.llm_images(state))])
+        found = [p.strip() for p in answer.prompts if p.strip() and p.strip() != state["prompt"]]
+        if not found:
+            raise LLMOutputError("the LLM proposed no new prompt")
+        return list(dict.fromkeys(found))[: options.candidates]
+
+    @timed
+    def select(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
+        """Greedy step: score candidates and the current prompt in one batch, keep the best."""
+        options = runtime.context
+        reference = self.reference_embedding(state)
+        texts = list(dict.fromkeys([state["prompt"], *state["candidates"]]))
+        scores = self.tools.scorer.text_similarity(texts, reference)
+        ranked: list[Scored] = sorted(
+            ({"prompt": t, "text_score": s} for t, s in zip(texts, scores, strict=True)),
+            key=lambda c: c["text_score"],
+            reverse=True,
+        )
+        chosen, improved = self.choose(state, ranked, reference, options)
+        record = {
+            "iteration": state["iteration"],
+            "prompt": state["prompt"],
+            "text_score": state["text_score"],
+            "image_score": state.get("image_score"),
+            "renders": state["renders"],
+            "proposer": state.get("proposer"),
+            "critique": state.get("critique"),
+            "note": state.get("note"),
+            "candidates": ranked[:TOP_CANDIDATES_KEPT],
+        }
+        return {
+            "prompt": chosen["prompt"],
+            "text_score": chosen["text_score"],
+            "candidates": ranked[:TOP_CANDIDATES_KEPT],
+            "stale": 0 if improved else state.get("stale", 0) + 1,
+            "history": [record],
+        }
+
+    def choose(
+        self,
+        state: ArpoState,
+        ranked: list[Scored],
+        reference: torch.Tensor,
+        options: RunOptions,
+    ) -> tuple[Scored, bool]:
+        """The next prompt and whether it improves on the current one by the run's objective."""
+        if options.objective == "text":
+            return ranked[0], ranked[0]["text_score"] > state["text_score"] + 1e-6
+        top = [c for c in ranked[: options.rerank_top_k] if c["prompt"] != state["prompt"]]
+        if not top:
+            return {"prompt": state["prompt"], "text_score": state["text_score"]}, False
+        image_scores = self.image_scores(
+            self.render([c["prompt"] for c in top], options), reference
+        )
+        best = max(range(len(top)), key=image_scores.__getitem__)
+        current = state.get("image_score") or float("-inf")
+        if image_scores[best] > current + 1e-6:
+            return top[best], True
+        return {"prompt": state["prompt"], "text_score": state["text_score"]}, False
+
+    @timed
+    def stop_check(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
+        options = runtime.context
+        iteration = state["iteration"] + 1
+        best = state["best"]
+        objective = best["text_score"] if options.objective == "text" else best["image_score"]
+        reason = None
+        if iteration >= options.iterations:
+            reason = "max_iterations"
+        elif (
+            options.target_score is not None
+            and max(
+                objective or float("-inf"),
+                state["text_score"] if options.objective == "text" else -1,
+            )
+            >= options.target_score
+        ):
+            reason = "target_score"
+        elif options.patience is not None and state.get("stale", 0) >= options.patience:
+            reason = "patience"
+        elif (
+            options.time_budget_s is not None and state.get("elapsed_s", 0) >= options.time_budget_s
+        ):
+            reason = "time_budget"
+        runtime.stream_writer(
+            {
+                "event": "iteration",
+                "iteration": state["iteration"],
+                "prompt": state["prompt"],
+                "text_score": state["text_score"],
+                "rendered_prompt": state["history"][-1]["prompt"] if state.get("history") else None,
+                "image_score": state.get("image_score"),
+                "render": (state.get("renders") or [None])[0],
+                "best_prompt": best["prompt"],
+                "best_text_score": best["text_score"],
+                "best_image_score": best["image_score"],
+                "stop_reason": reason,
+            }
+        )
+        return {"iteration": iteration, "stop_reason": reason}
+
+    @timed
+    def finalize(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
+        """Render the last selected prompt too, so the answer is the best prompt *seen*."""
+        options = runtime.context
+        renders = self.render([state["prompt"]], options)[0]
+        image_score = self.image_scores([renders], self.reference_embedding(state))[0]
+        final: Rendered = {
+            "iteration": state["iteration"],
+            "prompt": state["prompt"],
+            "text_score": state["text_score"],
+            "image_score": image_score,
+            "renders": renders,
+        }
+        record = {**final, "proposer": None, "critique": None, "note": "final", "candidates": []}
+        update: dict[str, Any] = {
+            "history": [record],
+            "renders": renders,
+            "image_score": image_score,
+        }
+        if _better(final, state.get("best"), options.objective):
+            update["best"] = final
+        return update
+
+    # -- routing ------------------------------------------------------------------------
+
+    def after_generate(self, state: ArpoState, runtime: Runtime[RunOptions]) -> str:
+        return "critique" if self.strategy(runtime) == "enhanced" else "propose"
+
+    @staticmethod
+    def after_stop_check(state: ArpoState) -> str:
+        return "finalize" if state.get("stop_reason") else "generate"
+
+
+def _better(candidate: Rendered, best: Rendered | None, objective: str) -> bool:
+    if best is None:
+        return True
+    key = "text_score" if objective == "text" else "image_score"
+    return (candidate[key] or float("-inf")) > (best[key] or float("-inf")) + 1e-9

@@ -1,0 +1,40 @@
+"""Graph state: prompts, scores and artifact hashes only, so every checkpoint serializes."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+
+class Scored(TypedDict):
+    prompt: str
+    text_score: float
+
+
+class Rendered(TypedDict):
+    """A prompt with its renders (artifact hashes) and both scores."""
+
+    iteration: int
+    prompt: str
+    text_score: float
+    image_score: float | None
+    renders: list[str]
+
+
+class ArpoState(TypedDict, total=False):
+    reference: str  # artifact hash of the reference image (input)
+    initial_prompt: str | None  # the caller's starting prompt (input); else a caption
+    prompt: str  # the current prompt
+    text_score: float  # its CLIP text-image similarity to the reference
+    image_score: float | None  # mean image-image similarity of its renders to the reference
+    renders: list[str]  # its renders
+    iteration: int
+    critique: list[str] | None
+    candidates: list[Scored]  # this iteration's proposals, scored, best first
+    proposer: str  # who proposed them: "llm", "offline", "offline (LLM fallback)"
+    note: str | None
+    best: Rendered
+    stale: int  # iterations in a row without improvement
+    elapsed_s: float  # wall time of finished nodes; survives resume
+    stop_reason: str | None
+    history: Annotated[list[dict[str, Any]], operator.add]  # one record per rendered prompt

@@ -1,0 +1,210 @@
+"""CLIP scoring: batched text and image encoding, cached, and cosine similarities."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from arpo.errors import ModelNotAvailableError
+from arpo.tools.devices import resolve_device
+from arpo.tools.loading import hub_offline, model_load_error
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+
+class ClipScorer:
+    """An open_clip model that scores prompts and images against a reference.
+
+    Embeddings are L2-normalised, so every similarity is a cosine in [-1, 1]. Text embeddings
+    are cached by text (an LRU), image embeddings by a caller-given key (an artifact hash),
+    so a reference is encoded once per process.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        preprocess: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        device: str = "cpu",
+        batch_size: int = 64,
+        cache_size: int = 50_000,
+    ) -> None:
+        self.model = model.eval().to(device)
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.name = name
+        self.device = device
+        self.batch_size = batch_size
+        self._texts: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._images: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_pretrained(
+        cls, model_name: str, pretrained: str | None = None, *, device: str = "auto"
+    ) -> ClipScorer:
+        """Load an open_clip model: a built-in architecture with a pretrained tag or checkpoint
+        file, ``local-dir:/path`` (config + weights) or ``hf-hub:org/repo``."""
+        check_clip_ref(model_name, pretrained)
+        import open_clip
+
+        device = resolve_device(device)
+        is_schema = model_name.startswith(("local-dir:", "hf-hub:"))
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=None if is_schema else pretrained, device=device
+            )
+            tokenizer = open_clip.get_tokenizer(model_name)
+        except Exception as error:  # open_clip raises RuntimeError, OSError, ValueError...
+            ref = model_name if is_schema else f"{model_name}/{pretrained}"
+            raise model_load_error(
+                "CLIP model", ref, "ARPO_CLIP_MODEL/ARPO_CLIP_PRETRAINED", error
+            ) from error
+        name = model_name if is_schema else f"{model_name}/{pretrained}"
+        log.info("loaded CLIP %s on %s", name, device)
+        return cls(model, preprocess, tokenizer, name=name, device=device)
+
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Normalised embeddings, one row per text; only uncached texts reach the model."""
+        import torch
+
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._texts))
+            for start in range(0, len(missing), self.batch_size):
+                chunk = missing[start : start + self.batch_size]
+                tokens = self.tokenizer(chunk).to(self.device)
+                with torch.inference_mode():
+                    features = self.model.encode_text(tokens).float()
+                features = torch.nn.functional.normalize(features, dim=-1).cpu()
+                for text, row in zip(chunk, features, strict=True):
+                    self._remember(self._texts, text, row)
+            rows = [self._texts[t] for t in texts]
+            for text in texts:
+                self._texts.move_to_end(text)
+        return torch.stack(rows) if rows else torch.empty(0)
+
+    def encode_images(
+        self, images: Sequence[Image.Image], keys: Sequence[str] | None = None
+    ) -> torch.Tensor:
+        """Normalised embeddings, one row per image; with ``keys``, cached by key."""
+        import torch
+
+        keys = list(keys) if keys is not None else [None] * len(images)  # type: ignore[list-item]
+        with self._lock:
+            todo = [i for i, key in enumerate(keys) if key is None or key not in self._images]
+            encoded: dict[int, torch.Tensor] = {}
+            for start in range(0, len(todo), self.batch_size):
+                chunk = todo[start : start + self.batch_size]
+                pixels = torch.stack([self.preprocess(images[i]) for i in chunk]).to(self.device)
+                with torch.inference_mode():
+                    features = self.model.encode_image(pixels).float()
+                features = torch.nn.functional.normalize(features, dim=-1).cpu()
+                for i, row in zip(chunk, features, strict=True):
+                    encoded[i] = row
+                    if keys[i] is not None:
+                        self._remember(self._images, keys[i], row)
+            rows = [encoded[i] if i in encoded else self._images[keys[i]] for i in range(len(keys))]
+        return torch.stack(rows) if rows else torch.empty(0)
+
+    def text_similarity(self, texts: Sequence[str], reference: torch.Tensor) -> list[float]:
+        """Cosine similarity of each text to one reference image embedding, in one batch."""
+        if not texts:
+            return []
+        return (self.encode_texts(texts) @ reference).tolist()
+
+    def image_similarity(self, embeddings: torch.Tensor, reference: torch.Tensor) -> list[float]:
+        return (embeddings @ reference).tolist()
+
+    def _remember(self, cache: OrderedDict[str, torch.Tensor], key: str, row: torch.Tensor) -> None:
+        cache[key] = row
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)
+
+
+def check_clip_ref(model_name: str, pretrained: str | None) -> None:
+    """Fail fast, naming the setting, before open_clip tries (and retries) a download.
+
+    Local folders and ``hf-hub:`` ids are checked without importing open_clip (which takes
+    seconds); a built-in architecture's pretrained tag needs open_clip's tables.
+    """
+    if model_name.startswith("local-dir:"):
+        _check_local_dir(Path(model_name.removeprefix("local-dir:")).expanduser())
+    elif model_name.startswith("hf-hub:"):
+        repo = model_name.removeprefix("hf-hub:")
+        if hub_offline() and not _hub_cached(repo, ("open_clip_config.json",)):
+            raise ModelNotAvailableError(
+                f"CLIP model '{model_name}' is not in the Hugging Face cache and "
+                "HF_HUB_OFFLINE=1 forbids downloading it. Download it once, or set "
+                "ARPO_CLIP_MODEL=local-dir:/path/to/folder."
+            )
+    else:
+        _check_builtin(model_name, pretrained)
+
+
+def _check_local_dir(folder: Path) -> None:
+    if not (folder / "open_clip_config.json").is_file():
+        raise ModelNotAvailableError(
+            f"CLIP model folder '{folder}' has no open_clip_config.json. Point "
+            "ARPO_CLIP_MODEL=local-dir:/path at a folder with open_clip_config.json and "
+            "its weights (open_clip_model.safetensors)."
+        )
+    if not any(any(folder.glob(ext)) for ext in ("*.safetensors", "*.bin", "*.pt", "*.pth")):
+        raise ModelNotAvailableError(
+            f"CLIP model folder '{folder}' has a config but no weights file; add "
+            "open_clip_model.safetensors or open_clip_pytorch_model.bin."
+        )
+
+
+def _check_builtin(model_name: str, pretrained: str | None) -> None:
+    import open_clip
+
+    if model_name not in open_clip.list_models():
+        raise ModelNotAvailableError(
+            f"unknown CLIP architecture '{model_name}'. Use an open_clip name such as "
+            "ViT-L-14, or ARPO_CLIP_MODEL=local-dir:/path or hf-hub:org/repo."
+        )
+    if pretrained and Path(pretrained).expanduser().is_file():
+        return
+    tags = open_clip.list_pretrained_tags_by_model(model_name)
+    if pretrained not in tags:
+        raise ModelNotAvailableError(
+            f"'{pretrained}' is neither a pretrained tag of {model_name} "
+            f"({', '.join(tags) or 'none'}) nor an existing checkpoint file. "
+            "Set ARPO_CLIP_PRETRAINED to one of those."
+        )
+    if hub_offline():
+        entry = (open_clip.get_pretrained_cfg(model_name, pretrained).get("hf_hub") or "").strip(
+            "/"
+        )
+        parts = entry.split("/")
+        repo, names = (
+            "/".join(parts[:2]),
+            tuple(parts[2:])
+            or (
+                "open_clip_model.safetensors",
+                "open_clip_pytorch_model.bin",
+            ),
+        )
+        if len(parts) < 2 or not _hub_cached(repo, names):
+            raise ModelNotAvailableError(
+                f"CLIP weights '{model_name}/{pretrained}' are not in the local cache and "
+                "HF_HUB_OFFLINE=1 forbids downloading them. Download them once, or set "
+                "ARPO_CLIP_PRETRAINED to a local checkpoint file."
+            )
+
+
+def _hub_cached(repo: str, filenames: tuple[str, ...]) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return any(isinstance(try_to_load_from_cache(repo, name), str) for name in filenames)

@@ -1,0 +1,137 @@
+"""Model presets: named bundles of models that replace the configured ones.
+
+A preset is data (a JSON file beside this module) plus a builder. ``tiny`` builds
+random-weight Stable Diffusion and open_clip models from fixed seeds, saves them once under
+``ARPO_HOME/presets/tiny`` and returns their *directories*, which are then loaded through the
+same ``from_pretrained`` / open_clip ``local-dir:`` paths as real checkpoints. Its images are
+noise: it exists so every code path runs in seconds on a CPU without downloads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from arpo.errors import InvalidOptionError
+
+log = logging.getLogger(__name__)
+
+PRESETS = ("tiny",)
+
+
+@dataclass(frozen=True)
+class PresetModels:
+    """Where a preset's models live, and the run-option defaults that suit them."""
+
+    t2i_model: str
+    clip_model: str
+    clip_pretrained: str | None
+    option_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@cache
+def preset_spec(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise InvalidOptionError(
+            f"unknown preset '{name}'; choose one of {', '.join(PRESETS)} or 'none'."
+        )
+    return json.loads(files(__name__).joinpath(f"{name}.json").read_text())
+
+
+def prepare_preset(name: str, presets_dir: Path) -> PresetModels:
+    """Build the preset's models on first use (once per data directory) and say where they are."""
+    spec = preset_spec(name)
+    root = presets_dir / name
+    t2i_dir, clip_dir = root / "t2i", root / "clip"
+    if not (t2i_dir / "model_index.json").is_file():
+        _build_atomically(t2i_dir, lambda tmp: _build_tiny_t2i(spec["t2i"], spec["seed"], tmp))
+    if not (clip_dir / "open_clip_config.json").is_file():
+        _build_atomically(clip_dir, lambda tmp: _build_tiny_clip(spec["clip"], spec["seed"], tmp))
+    return PresetModels(
+        t2i_model=str(t2i_dir),
+        clip_model=f"local-dir:{clip_dir}",
+        clip_pretrained=None,
+        option_defaults=dict(spec.get("option_defaults", {})),
+    )
+
+
+def _build_atomically(target: Path, build: Any) -> None:
+    """Build into a temp dir and rename, so a crash never leaves a half-saved model behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        build(tmp)
+        if target.exists():  # another process finished first
+            shutil.rmtree(tmp)
+            return
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("built preset models in %s", target)
+
+
+def clip_tokenizer_offline() -> Any:
+    """A real CLIP BPE tokenizer built from the vocabulary file open_clip ships (no hub).
+
+    transformers 5 ignores ``vocab_file=``/``merges_file=`` and ``from_pretrained(hub_id)``
+    offline returns an *empty* tokenizer, so the vocab dict and merge list are passed directly.
+    """
+    from open_clip.tokenizer import SimpleTokenizer
+    from transformers import CLIPTokenizer
+
+    simple = SimpleTokenizer()
+    # open_clip names the special tokens <start_of_text>/<end_of_text>; transformers' CLIP
+    # tokenizer expects <|startoftext|>/<|endoftext|> at the same ids.
+    renamed = {"<start_of_text>": "<|startoftext|>", "<end_of_text>": "<|endoftext|>"}
+    vocab = {renamed.get(token, token): index for token, index in simple.encoder.items()}
+    merges = [pair for pair, _ in sorted(simple.bpe_ranks.items(), key=lambda item: item[1])]
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+
+def _build_tiny_t2i(spec: dict[str, Any], seed: int, out: Path) -> None:
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**spec["unet"])
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKL(**spec["vae"])
+    torch.manual_seed(seed + 2)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**spec["text_encoder"]))
+    pipe = StableDiffusionPipeline(
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=clip_tokenizer_offline(),
+        scheduler=DDIMScheduler(**spec["scheduler"]),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(out)
+
+
+def _build_tiny_clip(spec: dict[str, Any], seed: int, out: Path) -> None:
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    (out / "open_clip_config.json").write_text(json.dumps(spec, indent=2))
+    torch.manual_seed(seed)
+    model = open_clip.create_model(f"local-dir:{out}", load_weights=False)
+    state = {key: value.contiguous() for key, value in model.state_dict().items()}
+    save_file(state, str(out / "open_clip_model.safetensors"))

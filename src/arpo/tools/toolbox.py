@@ -1,0 +1,177 @@
+"""The Toolbox: every model a run needs, loaded lazily and once per process.
+
+Callers may hand in already-loaded components (a renderer, a scorer, a chat model); anything
+not given is built from :class:`~arpo.config.Settings` on first use. The graph receives a
+Toolbox at build time; models never enter graph state.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from arpo.config import Settings
+
+if TYPE_CHECKING:
+    from arpo.tools.chat import StructuredChat
+    from arpo.tools.clip import ClipScorer
+    from arpo.tools.phrases import Interrogator, OfflineProposer
+    from arpo.tools.presets import PresetModels
+    from arpo.tools.store import ArtifactStore
+    from arpo.tools.t2i import RenderCache, Renderer
+    from arpo.tools.vocabulary import Vocabulary
+
+
+class Toolbox:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        renderer: Renderer | None = None,
+        scorer: ClipScorer | None = None,
+        chat: StructuredChat | None = None,
+        vocabulary: Vocabulary | None = None,
+        store: ArtifactStore | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._given: dict[str, Any] = {
+            "backend": renderer,
+            "scorer": scorer,
+            "chat": chat,
+            "vocabulary": vocabulary,
+            "store": store,
+        }
+        self._lock = threading.RLock()
+
+    def _get(self, name: str, build: Any) -> Any:
+        if self._given.get(name) is None:
+            with self._lock:
+                if self._given.get(name) is None:
+                    self._given[name] = build()
+        return self._given[name]
+
+    @cached_property
+    def preset(self) -> PresetModels | None:
+        if self.settings.preset == "none":
+            return None
+        from arpo.tools.presets import prepare_preset
+
+        return prepare_preset(self.settings.preset, self.settings.presets_dir)
+
+    @property
+    def option_defaults(self) -> dict[str, Any]:
+        """Run-option defaults that suit the models (the tiny preset renders small and fast)."""
+        return dict(self.preset.option_defaults) if self.preset else {}
+
+    @property
+    def store(self) -> ArtifactStore:
+        from arpo.tools.store import ArtifactStore
+
+        return self._get("store", lambda: ArtifactStore(self.settings.store_dir))
+
+    @property
+    def backend(self) -> Renderer:
+        """The raw text-to-image backend; the graph uses :attr:`renderer` (cached) instead."""
+
+        def build() -> Renderer:
+            from arpo.tools.t2i import DiffusersRenderer
+
+            ref = self.preset.t2i_model if self.preset else self.settings.t2i_model
+            return DiffusersRenderer.from_pretrained(
+                ref,
+                device=self.settings.device,
+                dtype=self.settings.dtype,
+                batch_size=self.settings.render_batch_size,
+            )
+
+        return self._get("backend", build)
+
+    @property
+    def renderer(self) -> RenderCache:
+        from arpo.tools.t2i import RenderCache
+
+        return self._get("renderer", lambda: RenderCache(self.backend, self.store))
+
+    @property
+    def scorer(self) -> ClipScorer:
+        def build() -> ClipScorer:
+            from arpo.tools.clip import ClipScorer
+
+            if self.preset:
+                return ClipScorer.from_pretrained(
+                    self.preset.clip_model, self.preset.clip_pretrained, device=self.settings.device
+                )
+            return ClipScorer.from_pretrained(
+                self.settings.clip_model, self.settings.clip_pretrained, device=self.settings.device
+            )
+
+        return self._get("scorer", build)
+
+    @property
+    def chat(self) -> StructuredChat | None:
+        """The LLM, or None when none is configured (LLM strategies then cannot run)."""
+        if self._given.get("chat") is None and not self.settings.llm_configured:
+            return None
+
+        def build() -> StructuredChat:
+            from arpo.tools.chat import StructuredChat
+
+            return StructuredChat.from_settings(self.settings)
+
+        return self._get("chat", build)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        def build() -> Vocabulary:
+            from arpo.tools.vocabulary import load_vocabulary
+
+            return load_vocabulary(self.settings.vocabulary_dir)
+
+        return self._get("vocabulary", build)
+
+    @property
+    def interrogator(self) -> Interrogator:
+        from arpo.tools.phrases import Interrogator
+
+        return self._get("interrogator", lambda: Interrogator(self.scorer, self.vocabulary))
+
+    @property
+    def offline_proposer(self) -> OfflineProposer:
+        from arpo.tools.phrases import OfflineProposer
+
+        return self._get("offline_proposer", lambda: OfflineProposer(self.scorer, self.vocabulary))
+
+    def load_models(self) -> None:
+        """Load the renderer and scorer now, checking cheap things first, so a missing model
+        fails in about a second, before any run is recorded."""
+        from arpo.tools.clip import check_clip_ref
+        from arpo.tools.loading import check_diffusers_ref
+
+        if self._given.get("backend") is None:
+            ref = self.preset.t2i_model if self.preset else self.settings.t2i_model
+            check_diffusers_ref(ref, "ARPO_T2I_MODEL")
+        if self._given.get("scorer") is None and not self.preset:
+            check_clip_ref(self.settings.clip_model, self.settings.clip_pretrained)
+        self.scorer  # noqa: B018
+        self.backend  # noqa: B018
+
+    def describe_models(self) -> dict[str, str | None]:
+        """Model names for reports, without loading anything."""
+        settings = self.settings
+        given_backend = self._given.get("backend")
+        given_scorer = self._given.get("scorer")
+        t2i = (
+            given_backend.name
+            if given_backend
+            else (self.preset.t2i_model if self.preset else settings.t2i_model)
+        )
+        if given_scorer:
+            clip = given_scorer.name
+        elif self.preset:
+            clip = self.preset.clip_model
+        else:
+            clip = f"{settings.clip_model}/{settings.clip_pretrained}"
+        chat = self._given.get("chat")
+        llm = chat.name if chat else (settings.llm_model if settings.llm_configured else None)
+        return {"t2i": t2i, "clip": clip, "llm": llm}
