@@ -35,7 +35,8 @@ def get_toolbox(settings: Settings | None = None) -> Toolbox:
     from arpo.tools.toolbox import Toolbox
 
     settings = settings or Settings()
-    key = settings.model_dump_json()
+    secret = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+    key = settings.model_dump_json() + secret
     if key not in _toolboxes:
         _toolboxes[key] = Toolbox(settings)
     return _toolboxes[key]
@@ -101,7 +102,7 @@ def reverse_prompt(
 
     toolbox = toolbox or get_toolbox()
     run_options = RunOptions.build(toolbox.option_defaults, **options)
-    strategy = resolve_strategy(run_options.strategy, toolbox.chat is not None)
+    strategy = resolve_strategy(run_options.strategy, toolbox.llm_available)
     run_options = replace(run_options, strategy=strategy)  # type: ignore[arg-type]
     picture = load_image(image, max_pixels=toolbox.settings.max_image_pixels)
     toolbox.load_models()

@@ -133,7 +133,7 @@ def invert(
         float | None, typer.Option(help="Stop once the best score reaches this.")
     ] = None,
     patience: Annotated[
-        int | None, typer.Option(help="Stop after this many iterations without gain.")
+        int | None, typer.Option(help="Stop after this many iterations without gain (0: never).")
     ] = None,
     time_budget: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     rerank_top_k: Annotated[

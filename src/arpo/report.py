@@ -63,13 +63,19 @@ def render_report(result: Mapping[str, Any]) -> str:
     run_id = _text(result.get("run_id")) or "unknown run"
     body = "\n".join(
         [
-            _header_card(result, best, best_iter, len(history)),
+            _header_card(result, best, best_iter, _iterations_run(result, history)),
             _images_section(result, best),
             _chart_section(history, best_iter),
             _iterations_section(history, _text(result.get("reference")), best_iter),
         ]
     )
     return _page(f"arpo report · {run_id}", body)
+
+
+def _iterations_run(result: Mapping[str, Any], history: list[Mapping[str, Any]]) -> int:
+    """Improvement rounds; the history also holds the final prompt's render."""
+    value = result.get("iterations")
+    return value if isinstance(value, int) and not isinstance(value, bool) else len(history)
 
 
 # --------------------------------------------------------------------------- I/O

@@ -27,7 +27,7 @@ class RunOptions:
     height: int = 512
     negative_prompt: str = ""
     target_score: float | None = None
-    patience: int | None = 3
+    patience: int = 3  # iterations without improvement before stopping; 0 = never
     time_budget_s: float | None = None
     rerank_top_k: int = 0
     history_in_prompt: int = 8
@@ -40,8 +40,8 @@ class RunOptions:
         for name in ("iterations", "candidates", "images_per_prompt"):
             if getattr(self, name) < 1:
                 raise InvalidOptionError(f"{name}={getattr(self, name)} must be at least 1.")
-        if self.patience is not None and self.patience < 1:
-            raise InvalidOptionError(f"patience={self.patience} must be at least 1 (or unset).")
+        if self.patience < 0:
+            raise InvalidOptionError(f"patience={self.patience} must be 0 (off) or more.")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise InvalidOptionError(f"time_budget_s={self.time_budget_s} must be positive.")
         if self.rerank_top_k < 0:

@@ -48,9 +48,7 @@ class Nodes:
     # -- helpers ------------------------------------------------------------------------
 
     def reference_embedding(self, state: ArpoState) -> torch.Tensor:
-        digest = state["reference"]
-        image = self.tools.store.get_image(digest)
-        return self.tools.scorer.encode_images([image], keys=[digest])[0]
+        return self.tools.scorer.encode_stored([state["reference"]], self.tools.store.get_image)[0]
 
     def render(self, prompts_: list[str], options: RunOptions) -> list[list[str]]:
         """Render each prompt with the run's seeds in one batch; hashes per prompt."""
@@ -62,9 +60,9 @@ class Nodes:
 
     def image_scores(self, renders: list[list[str]], reference: torch.Tensor) -> list[float]:
         """Mean image-image similarity to the reference of each prompt's renders."""
-        store, scorer = self.tools.store, self.tools.scorer
+        scorer = self.tools.scorer
         flat = [digest for group in renders for digest in group]
-        embeddings = scorer.encode_images([store.get_image(d) for d in flat], keys=flat)
+        embeddings = scorer.encode_stored(flat, self.tools.store.get_image)
         sims = scorer.image_similarity(embeddings, reference)
         scores, start = [], 0
         for group in renders:
@@ -73,7 +71,7 @@ class Nodes:
         return scores
 
     def strategy(self, runtime: Runtime[RunOptions]) -> str:
-        return resolve_strategy(runtime.context.strategy, self.tools.chat is not None)
+        return resolve_strategy(runtime.context.strategy, self.tools.llm_available)
 
     def llm_images(self, state: ArpoState) -> list[tuple[str, Any]]:
         store = self.tools.store
@@ -86,9 +84,11 @@ class Nodes:
 
     @timed
     def initialize(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
-        self.strategy(runtime)  # fail before any work if the strategy cannot run
+        use_llm = self.strategy(runtime) != "offline"  # fails early if it cannot run
         reference = self.reference_embedding(state)
-        prompt = (state.get("initial_prompt") or "").strip() or self.caption(state, reference)
+        prompt = (state.get("initial_prompt") or "").strip() or self.caption(
+            state, reference, use_llm
+        )
         score = self.tools.scorer.text_similarity([prompt], reference)[0]
         return {
             "prompt": prompt,
@@ -100,8 +100,8 @@ class Nodes:
             "stop_reason": None,
         }
 
-    def caption(self, state: ArpoState, reference: torch.Tensor) -> str:
-        chat = self.tools.chat
+    def caption(self, state: ArpoState, reference: torch.Tensor, use_llm: bool) -> str:
+        chat = self.tools.chat if use_llm else None
         if chat is None:
             return self.tools.interrogator.caption(reference)
         image = self.tools.store.get_image(state["reference"])
@@ -233,7 +233,7 @@ class Nodes:
             self.render([c["prompt"] for c in top], options), reference
         )
         best = max(range(len(top)), key=image_scores.__getitem__)
-        current = state.get("image_score") or float("-inf")
+        current = _score(state.get("image_score"))
         if image_scores[best] > current + 1e-6:
             return top[best], True
         return {"prompt": state["prompt"], "text_score": state["text_score"]}, False
@@ -243,20 +243,16 @@ class Nodes:
         options = runtime.context
         iteration = state["iteration"] + 1
         best = state["best"]
-        objective = best["text_score"] if options.objective == "text" else best["image_score"]
+        if options.objective == "text":  # the selected prompt is scored but not yet rendered
+            reached = max(_score(best["text_score"]), state["text_score"])
+        else:
+            reached = _score(best["image_score"])
         reason = None
         if iteration >= options.iterations:
             reason = "max_iterations"
-        elif (
-            options.target_score is not None
-            and max(
-                objective or float("-inf"),
-                state["text_score"] if options.objective == "text" else -1,
-            )
-            >= options.target_score
-        ):
+        elif options.target_score is not None and reached >= options.target_score:
             reason = "target_score"
-        elif options.patience is not None and state.get("stale", 0) >= options.patience:
+        elif options.patience and state.get("stale", 0) >= options.patience:
             reason = "patience"
         elif (
             options.time_budget_s is not None and state.get("elapsed_s", 0) >= options.time_budget_s
@@ -316,4 +312,9 @@ def _better(candidate: Rendered, best: Rendered | None, objective: str) -> bool:
     if best is None:
         return True
     key = "text_score" if objective == "text" else "image_score"
-    return (candidate[key] or float("-inf")) > (best[key] or float("-inf")) + 1e-9
+    return _score(candidate[key]) > _score(best[key]) + 1e-9
+
+
+def _score(value: float | None) -> float:
+    """A missing score ranks below every real one (0.0 included)."""
+    return float("-inf") if value is None else value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -80,18 +80,20 @@ class ClipScorer:
         import torch
 
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._texts))
+            # rows gathered locally first: storing new rows may evict ones this call needs
+            found = {t: self._texts[t] for t in dict.fromkeys(texts) if t in self._texts}
+            missing = [t for t in dict.fromkeys(texts) if t not in found]
             for start in range(0, len(missing), self.batch_size):
                 chunk = missing[start : start + self.batch_size]
                 tokens = self.tokenizer(chunk).to(self.device)
                 with torch.inference_mode():
                     features = self.model.encode_text(tokens).float()
-                features = torch.nn.functional.normalize(features, dim=-1).cpu()
-                for text, row in zip(chunk, features, strict=True):
-                    self._remember(self._texts, text, row)
-            rows = [self._texts[t] for t in texts]
-            for text in texts:
-                self._texts.move_to_end(text)
+                found.update(
+                    zip(chunk, torch.nn.functional.normalize(features, dim=-1).cpu(), strict=True)
+                )
+            for text, row in found.items():
+                self._remember(self._texts, text, row)
+            rows = [found[t] for t in texts]
         return torch.stack(rows) if rows else torch.empty(0)
 
     def encode_images(
@@ -102,8 +104,8 @@ class ClipScorer:
 
         keys = list(keys) if keys is not None else [None] * len(images)  # type: ignore[list-item]
         with self._lock:
-            todo = [i for i, key in enumerate(keys) if key is None or key not in self._images]
-            encoded: dict[int, torch.Tensor] = {}
+            rows = [self._images.get(key) if key is not None else None for key in keys]
+            todo = [i for i, row in enumerate(rows) if row is None]
             for start in range(0, len(todo), self.batch_size):
                 chunk = todo[start : start + self.batch_size]
                 pixels = torch.stack([self.preprocess(images[i]) for i in chunk]).to(self.device)
@@ -111,11 +113,26 @@ class ClipScorer:
                     features = self.model.encode_image(pixels).float()
                 features = torch.nn.functional.normalize(features, dim=-1).cpu()
                 for i, row in zip(chunk, features, strict=True):
-                    encoded[i] = row
-                    if keys[i] is not None:
-                        self._remember(self._images, keys[i], row)
-            rows = [encoded[i] if i in encoded else self._images[keys[i]] for i in range(len(keys))]
+                    rows[i] = row
+            for key, row in zip(keys, rows, strict=True):
+                if key is not None:
+                    self._remember(self._images, key, row)
         return torch.stack(rows) if rows else torch.empty(0)
+
+    def encode_stored(
+        self, keys: Sequence[str], load: Callable[[str], Image.Image]
+    ) -> torch.Tensor:
+        """Embeddings of images named by key (artifact hashes): ``load(key)`` reads only the
+        images not already cached, so a reference or render is decoded and encoded once."""
+        import torch
+
+        with self._lock:
+            found = {key: self._images[key] for key in dict.fromkeys(keys) if key in self._images}
+            missing = [key for key in dict.fromkeys(keys) if key not in found]
+            if missing:
+                embedded = self.encode_images([load(key) for key in missing], keys=missing)
+                found.update(zip(missing, embedded, strict=True))
+            return torch.stack([found[key] for key in keys])
 
     def text_similarity(self, texts: Sequence[str], reference: torch.Tensor) -> list[float]:
         """Cosine similarity of each text to one reference image embedding, in one batch."""
@@ -128,6 +145,7 @@ class ClipScorer:
 
     def _remember(self, cache: OrderedDict[str, torch.Tensor], key: str, row: torch.Tensor) -> None:
         cache[key] = row
+        cache.move_to_end(key)
         if len(cache) > self._cache_size:
             cache.popitem(last=False)
 
@@ -162,7 +180,8 @@ def _check_local_dir(folder: Path) -> None:
     if not any(any(folder.glob(ext)) for ext in ("*.safetensors", "*.bin", "*.pt", "*.pth")):
         raise ModelNotAvailableError(
             f"CLIP model folder '{folder}' has a config but no weights file; add "
-            "open_clip_model.safetensors or open_clip_pytorch_model.bin."
+            "open_clip_model.safetensors or open_clip_pytorch_model.bin, or point "
+            "ARPO_CLIP_MODEL=local-dir:/path at a folder that has them."
         )
 
 

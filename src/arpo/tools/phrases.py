@@ -102,7 +102,8 @@ class OfflineProposer:
         operations = ["add"] * 5 + ["replace"] * 3 + ["drop"] * 2
         operation = rng.choice(operations) if current else "add"
         if operation == "drop" and len(current) > 1:
-            return [p for i, p in enumerate(current) if i != rng.randrange(len(current))]
+            dropped = rng.randrange(len(current))
+            return [p for i, p in enumerate(current) if i != dropped]
         if not pool:
             return current
         # favour the best phrases: pick from the top of the pool more often

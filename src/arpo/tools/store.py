@@ -20,7 +20,7 @@ from arpo.errors import InvalidImageError
 if TYPE_CHECKING:
     from PIL import Image
 
-_HASH = re.compile(r"^[0-9a-f]{64}$")
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -55,7 +55,7 @@ class ArtifactStore:
         return digest
 
     def path(self, digest: str) -> Path:
-        if not _HASH.match(digest):
+        if not isinstance(digest, str) or not _HASH.fullmatch(digest):
             raise InvalidImageError(
                 f"'{digest}' is not an artifact id; ids are 64 hex characters returned by arpo."
             )

@@ -60,6 +60,8 @@ class DiffusersRenderer:
         self.pipeline = pipeline
         self.name = name
         self.device = device
+        # renders differ across devices and dtypes for the same seed: part of the cache key
+        self.cache_id = f"{name}|{device}|{getattr(pipeline, 'dtype', '')}"
         self.batch_size = batch_size
 
     @classmethod
@@ -126,7 +128,12 @@ class RenderCache:
 
     def key(self, prompt: str, seed: int, params: RenderParams) -> str:
         return json.dumps(
-            {"model": self.renderer.name, "prompt": prompt, "seed": seed, **asdict(params)},
+            {
+                "model": getattr(self.renderer, "cache_id", self.renderer.name),
+                "prompt": prompt,
+                "seed": seed,
+                **asdict(params),
+            },
             sort_keys=True,
         )
 

@@ -109,9 +109,14 @@ class Toolbox:
         return self._get("scorer", build)
 
     @property
+    def llm_available(self) -> bool:
+        """Whether LLM strategies can run, without building the client."""
+        return self._given.get("chat") is not None or self.settings.llm_configured
+
+    @property
     def chat(self) -> StructuredChat | None:
         """The LLM, or None when none is configured (LLM strategies then cannot run)."""
-        if self._given.get("chat") is None and not self.settings.llm_configured:
+        if not self.llm_available:
             return None
 
         def build() -> StructuredChat:

@@ -1,0 +1,412 @@
+"""Demo-world scenes: what an image holds, sampled at random, and the true prompts that say so.
+
+A :class:`Scene` is 1-3 objects in total (a group of two stars counts two) in at most three
+groups, a background and a style. :func:`caption` writes a true prompt in varied wordings,
+:func:`canonical_prompt` in one fixed wording; both parse back (:func:`parse_prompt`) to the
+scene. :func:`attribute_recall` scores how much of a scene a prompt states.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from arpo.demo.parse import PartialObject, PartialScene, parse_prompt
+from arpo.demo.world import (
+    COLOURS,
+    COUNT_WORDS,
+    FILLS,
+    MAX_OBJECTS,
+    POSITIONS,
+    SHAPES,
+    SIZES,
+    STYLES,
+    Background,
+    article,
+    plural,
+    position_phrase,
+)
+
+__all__ = [
+    "Background",
+    "Scene",
+    "SceneObject",
+    "attribute_hits",
+    "attribute_recall",
+    "attributes",
+    "canonical_prompt",
+    "caption",
+    "complete_scene",
+    "sample_scene",
+    "scene_from_partial",
+]
+
+MAX_GROUPS = 6  # most object groups the renderer draws for a free-form prompt
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """A group of ``count`` identical objects; ``position`` is None unless ``count == 1``."""
+
+    shape: str
+    colour: str
+    fill: str
+    size: str
+    position: str | None
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Scene:
+    objects: tuple[SceneObject, ...]
+    background: Background
+    style: str
+
+    @property
+    def total_objects(self) -> int:
+        return sum(obj.count for obj in self.objects)
+
+
+# --------------------------------------------------------------------------- sampling
+
+_PARTITIONS: dict[int, tuple[tuple[int, ...], ...]] = {
+    1: ((1,),),
+    2: ((1, 1), (2,)),
+    3: ((1, 1, 1), (2, 1), (1, 2), (3,)),
+}
+
+
+def _sample_background(rng: random.Random) -> Background:
+    if rng.random() < 0.3:
+        first, second = rng.sample(list(COLOURS), 2)
+        return Background(first, second)
+    return Background(rng.choice(list(COLOURS)))
+
+
+def _background_colours(background: Background) -> set[str]:
+    return {background.colour, background.gradient_to or background.colour}
+
+
+def sample_scene(rng: random.Random, n_objects: int | None = None) -> Scene:
+    """A random scene with ``n_objects`` objects in total (1-3; random when None)."""
+    if n_objects is None:
+        n_objects = rng.choices((1, 2, 3), weights=(0.4, 0.35, 0.25))[0]
+    if n_objects not in _PARTITIONS:
+        raise ValueError(f"n_objects must be 1 to {MAX_OBJECTS}, not {n_objects}")
+    background = _sample_background(rng)
+    colours = [c for c in COLOURS if c not in _background_colours(background)]
+    used: set[tuple[str, str]] = set()
+    free_positions = list(POSITIONS)
+    objects = []
+    for count in rng.choice(_PARTITIONS[n_objects]):
+        shape, colour = rng.choice(SHAPES), rng.choice(colours)
+        while (shape, colour) in used:
+            shape, colour = rng.choice(SHAPES), rng.choice(colours)
+        used.add((shape, colour))
+        position = None
+        if count == 1:
+            position = rng.choice(free_positions)
+            free_positions.remove(position)
+        fill, size = rng.choice(FILLS), rng.choice(SIZES)
+        objects.append(SceneObject(shape, colour, fill, size, position, count))
+    return Scene(tuple(objects), background, rng.choice(STYLES))
+
+
+def complete_scene(partial: PartialScene, rng: random.Random) -> Scene:
+    """A drawable scene: what ``partial`` states, the rest drawn from ``rng``."""
+    background = partial.background or Background(rng.choice(list(COLOURS)))
+    colours = [c for c in COLOURS if c not in _background_colours(background)]
+    objects = partial.objects[:MAX_GROUPS] or (PartialObject(),)
+    taken = {obj.position for obj in objects if obj.position is not None}
+    completed = []
+    for obj in objects:
+        count = obj.count or (rng.choice((2, 3)) if obj.plural else 1)
+        position = obj.position if count == 1 else None
+        if count == 1 and position is None:
+            free = [p for p in POSITIONS if p not in taken] or list(POSITIONS)
+            position = rng.choice(free)
+            taken.add(position)
+        completed.append(
+            SceneObject(
+                shape=obj.shape or rng.choice(SHAPES),
+                colour=obj.colour or rng.choice(colours),
+                fill=obj.fill or rng.choice(FILLS),
+                size=obj.size or rng.choice(SIZES),
+                position=position,
+                count=count,
+            )
+        )
+    return Scene(tuple(completed), background, partial.style or "flat")
+
+
+def scene_from_partial(partial: PartialScene) -> Scene | None:
+    """The scene ``partial`` states completely, or None when anything is unstated."""
+    objects = []
+    for obj in partial.objects:
+        fields = (obj.shape, obj.colour, obj.fill, obj.size, obj.count)
+        if any(value is None for value in fields) or (obj.count == 1) != (obj.position is not None):
+            return None
+        objects.append(
+            SceneObject(obj.shape, obj.colour, obj.fill, obj.size, obj.position, obj.count)  # type: ignore[arg-type]
+        )
+    if not objects or partial.background is None or partial.style is None:
+        return None
+    return Scene(tuple(objects), partial.background, partial.style)
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def _object_phrase(obj: SceneObject) -> str:
+    noun = obj.shape if obj.count == 1 else plural(obj.shape)
+    words = [obj.size, obj.colour, obj.fill, noun]
+    count = article(obj.size) if obj.count == 1 else COUNT_WORDS[obj.count]
+    phrase = " ".join([count, *words])
+    return f"{phrase} {position_phrase(obj.position)}" if obj.position else phrase
+
+
+def canonical_prompt(scene: Scene) -> str:
+    """The scene in one fixed comma-separated wording, e.g.
+    "a large red striped star in the top left, on a blue background, pixel art"."""
+    parts = [_object_phrase(obj) for obj in scene.objects]
+    return ", ".join([*parts, scene.background.phrase(), scene.style])
+
+
+_COLOUR_WORDS = {"grey": ("grey", "gray"), "purple": ("purple", "violet")}
+_FILL_WORDS = {
+    "solid": ("solid", "filled"),
+    "outlined": ("outlined", "hollow", "outline"),
+    "striped": ("striped", "stripy"),
+    "dotted": ("dotted", "spotted", "polka-dot"),
+}
+_FILL_TRAILERS = {
+    "solid": ("filled in",),
+    "outlined": ("in outline",),
+    "striped": ("with stripes",),
+    "dotted": ("with dots", "with polka dots"),
+}
+_SIZE_WORDS = {
+    "small": ("small", "tiny", "little"),
+    "medium": ("medium", "medium-sized"),
+    "large": ("large", "big", "huge"),
+}
+_SHAPE_WORDS = {
+    "ring": ("ring", "donut"),
+    "crescent": ("crescent", "crescent moon", "moon"),
+    "cross": ("cross", "plus sign"),
+    "circle": ("circle", "disc"),
+    "diamond": ("diamond", "rhombus"),
+}
+_POSITION_WORDS = {
+    "center": ("in the center", "in the centre", "in the middle", "at the center", "centered"),
+    "left": ("on the left", "at the left", "to the left", "left"),
+    "right": ("on the right", "at the right side", "right"),
+    "top": ("at the top", "on top", "top"),
+    "bottom": ("at the bottom", "bottom"),
+    "top left": ("in the top left", "in the upper left corner", "at the top-left", "top left"),
+    "top right": ("in the top right", "in the upper right", "top-right corner"),
+    "bottom left": ("in the bottom left", "in the lower left corner", "bottom-left"),
+    "bottom right": ("in the bottom right", "at the lower right", "bottom right corner"),
+}
+_STYLE_SUFFIXES = {
+    "flat": ("flat", "flat illustration", "flat vector art", "flat design"),
+    "pencil sketch": ("pencil sketch", "sketch", "pencil drawing"),
+    "pixel art": ("pixel art", "8-bit pixel art", "pixelated", "8-bit"),
+    "watercolour": ("watercolour", "watercolor", "watercolour painting"),
+    "film grain": ("film grain", "grainy film photo", "grainy"),
+    "blurred": ("blurred", "blurry", "out of focus"),
+}
+_STYLE_PREFIXES = {
+    "flat": ("a flat illustration of", "flat vector art of"),
+    "pencil sketch": ("a pencil sketch of", "a sketch of", "pencil drawing of"),
+    "pixel art": ("pixel art of", "8-bit pixel art of", "a pixelated image of"),
+    "watercolour": ("a watercolour painting of", "watercolor painting of"),
+    "film grain": ("a grainy film photo of", "film grain photo of"),
+    "blurred": ("a blurry photo of", "an out of focus photo of"),
+}
+
+
+def _pick(rng: random.Random, options: dict[str, tuple[str, ...]], value: str) -> str:
+    return rng.choice(options.get(value, (value,)))
+
+
+def _varied_object(obj: SceneObject, rng: random.Random) -> str:
+    """A varied phrase for ``obj``. Its fill may come after the shape ("with stripes"), so the
+    phrase must be followed by "and", a comma or the end of the prompt."""
+    fill = _pick(rng, _FILL_WORDS, obj.fill)
+    trailing = rng.random() < 0.2
+    adjectives = [_pick(rng, _SIZE_WORDS, obj.size), _pick(rng, _COLOUR_WORDS, obj.colour)]
+    if not trailing:
+        adjectives.append(fill)
+    rng.shuffle(adjectives)
+    noun = _pick(rng, _SHAPE_WORDS, obj.shape)
+    if obj.count == 1:
+        count = rng.choice(("a", "a", "a", "one", "a single"))
+        count = article(adjectives[0]) if count == "a" else count
+    else:
+        count = COUNT_WORDS[obj.count] if rng.random() < 0.8 else str(obj.count)
+        noun = plural(noun)
+    words = [count, *adjectives, noun]
+    if trailing:
+        words.append(_pick(rng, _FILL_TRAILERS, obj.fill))
+    if obj.position is not None:
+        words.append(_pick(rng, _POSITION_WORDS, obj.position))
+    return " ".join(words)
+
+
+def _varied_objects(scene: Scene, rng: random.Random) -> str:
+    text = ""
+    for k, obj in enumerate(scene.objects):
+        phrase = _varied_object(obj, rng)
+        if k == 0:
+            text = phrase
+        elif k == len(scene.objects) - 1:
+            text += rng.choice((" and ", ", ", ", and ")) + phrase
+        else:
+            text += rng.choice((", ", " and ")) + phrase
+    return text
+
+
+def _varied_background(background: Background, rng: random.Random, bare: bool) -> str:
+    """A background phrase; ``bare`` ones need a comma before them after object words."""
+    if background.gradient_to is None:
+        colour = _pick(rng, _COLOUR_WORDS, background.colour)
+        options = (f"{colour} background", f"background: {colour}", f"plain {colour} backdrop")
+        joined = (f"on {article(colour)} {colour} background", f"with a {colour} background")
+    else:
+        a = _pick(rng, _COLOUR_WORDS, background.colour)
+        b = _pick(rng, _COLOUR_WORDS, background.gradient_to)
+        options = (f"{a} to {b} gradient background", f"gradient from {a} to {b} background")
+        joined = (
+            f"on {article(a)} {a} to {b} gradient",
+            f"with a gradient background from {a} to {b}",
+            f"on a {a}-to-{b} gradient backdrop",
+        )
+    return rng.choice(options if bare else joined)
+
+
+def caption(scene: Scene, rng: random.Random) -> str:
+    """A true prompt for ``scene`` in one of many wordings; it states every attribute."""
+    objects = _varied_objects(scene, rng)
+    style = scene.style
+    form = rng.randrange(5)
+    if form == 0:
+        background = _varied_background(scene.background, rng, bare=False)
+        return f"{objects} {background}, {_pick(rng, _STYLE_SUFFIXES, style)}"
+    if form == 1:
+        background = _varied_background(scene.background, rng, bare=True)
+        return f"{_pick(rng, _STYLE_SUFFIXES, style)}: {objects}, {background}"
+    if form == 2:
+        background = _varied_background(scene.background, rng, bare=False)
+        return f"{_pick(rng, _STYLE_PREFIXES, style)} {objects} {background}"
+    background = _varied_background(scene.background, rng, bare=True)
+    if form == 3:
+        return f"{background}, {objects}, {_pick(rng, _STYLE_SUFFIXES, style)}"
+    return f"{objects}, {background}, {_pick(rng, _STYLE_SUFFIXES, style)} style"
+
+
+# --------------------------------------------------------------------------- scoring
+
+_OBJECT_FIELDS = ("shape", "colour", "fill", "size", "position")
+Fact = tuple[str | int, ...]
+
+
+def attributes(scene: Scene) -> set[Fact]:
+    """The scene's facts: ("object", i, field, value), ("count", i, n), ("background", ...),
+    ("style", s). Positions are facts only for single objects."""
+    facts: set[Fact] = {("style", scene.style)}
+    background = scene.background
+    if background.gradient_to is None:
+        facts.add(("background", "colour", background.colour))
+    else:
+        facts.add(("background", "from", background.colour))
+        facts.add(("background", "to", background.gradient_to))
+    for i, obj in enumerate(scene.objects):
+        facts.add(("count", i, obj.count))
+        for name in _OBJECT_FIELDS:
+            value = getattr(obj, name)
+            if value is not None:
+                facts.add(("object", i, name, value))
+    return facts
+
+
+def _stated_count(obj: PartialObject) -> int | None:
+    return obj.count if obj.count is not None or obj.plural else 1
+
+
+def _agreement(true: SceneObject, stated: PartialObject) -> tuple[int, int]:
+    key = (true.shape == stated.shape) + (true.colour == stated.colour)
+    rest = sum(getattr(true, name) == getattr(stated, name) for name in ("fill", "size"))
+    return key, rest + (true.count == _stated_count(stated))
+
+
+def _match_objects(scene: Scene, stated: PartialScene) -> dict[int, PartialObject]:
+    """Greedy matching of the scene's objects to the stated ones, best (shape, colour) first."""
+    pairs = sorted(
+        (
+            (_agreement(true, obj), -i, -j, i, j)
+            for i, true in enumerate(scene.objects)
+            for j, obj in enumerate(stated.objects)
+        ),
+        reverse=True,
+    )
+    matched: dict[int, PartialObject] = {}
+    used: set[int] = set()
+    for _, _, _, i, j in pairs:
+        if i not in matched and j not in used:
+            matched[i] = stated.objects[j]
+            used.add(j)
+    return matched
+
+
+def _stated_facts(scene: Scene, prompt: str) -> set[Fact]:
+    stated = parse_prompt(prompt)
+    facts: set[Fact] = set()
+    if stated.style is not None:
+        facts.add(("style", stated.style))
+    if stated.background is not None:
+        if stated.background.gradient_to is None:
+            facts.add(("background", "colour", stated.background.colour))
+        else:
+            facts.add(("background", "from", stated.background.colour))
+            facts.add(("background", "to", stated.background.gradient_to))
+    for i, obj in _match_objects(scene, stated).items():
+        facts.add(("count", i, _stated_count(obj)))
+        for name in _OBJECT_FIELDS:
+            facts.add(("object", i, name, getattr(obj, name)))
+    return facts
+
+
+def attribute_recall(true_scene: Scene, prompt: str) -> float:
+    """Share of ``true_scene``'s attributes that ``prompt`` states (0.0 to 1.0)."""
+    hits, misses = attribute_hits(true_scene, prompt)
+    return len(hits) / (len(hits) + len(misses))
+
+
+def _describe(fact: Fact) -> str:
+    if fact[0] == "object":
+        return f"{fact[2]} {fact[3]}"
+    if fact[0] == "count":
+        return f"count {fact[2]}"
+    if fact[0] == "background":
+        if fact[1] == "colour":
+            return f"background {fact[2]}"
+        return f"background gradient {fact[1]} {fact[2]}"
+    return f"style {fact[1]}"
+
+
+def attribute_hits(true_scene: Scene, prompt: str) -> tuple[list[str], list[str]]:
+    """Human-readable facts of ``true_scene`` that ``prompt`` states, and those it misses."""
+    truth = attributes(true_scene)
+    stated = _stated_facts(true_scene, prompt)
+    ordered = sorted(truth, key=_fact_order)
+    hits = [_describe(fact) for fact in ordered if fact in stated]
+    misses = [_describe(fact) for fact in ordered if fact not in stated]
+    return hits, misses
+
+
+def _fact_order(fact: Fact) -> tuple[int, int, int]:
+    if fact[0] in ("object", "count"):
+        field_rank = _OBJECT_FIELDS.index(str(fact[2])) if fact[0] == "object" else -1
+        return (0, int(fact[1]), field_rank)
+    return (1 if fact[0] == "background" else 2, 0, 0 if fact[1] in ("colour", "from") else 1)

@@ -1,0 +1,211 @@
+"""The ``arpo`` command line, through typer's CliRunner (and once as a real process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from html import escape
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from arpo import api
+from arpo.cli import app
+from arpo.config import Settings
+from arpo.tools.toolbox import Toolbox
+
+
+@pytest.fixture
+def cli(tiny_settings, tiny_models, monkeypatch, tmp_path):
+    """Run ``arpo`` with ARPO_HOME set to this test's data directory.
+
+    The CLI's process-wide toolbox for these settings is seeded with one that reuses the
+    session's loaded tiny models, so no test loads models again.
+    """
+    home = tiny_settings.home
+    env = {"ARPO_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(api, "_toolboxes", {})
+    settings = Settings(preset="tiny")
+    assert settings.home == home
+    api._toolboxes[settings.model_dump_json()] = Toolbox(
+        settings, renderer=tiny_models.backend, scorer=tiny_models.scorer
+    )
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
+
+    invoke.home = home
+    return invoke
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def test_invert_writes_a_complete_run_directory(cli, reference_png, tmp_path):
+    out = tmp_path / "run"
+    result = cli(
+        "invert", reference_png, "--preset", "tiny", "--strategy", "offline",
+        "--iterations", "3", "--candidates", "2", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for name in ("result.json", "best.png", "reference.png", "report.html"):
+        assert (out / name).is_file(), name
+    renders = sorted(p.name for p in (out / "renders").iterdir())
+    assert renders == [f"iter-{i:03d}.png" for i in range(4)]
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["iterations"] == 3
+    report = (out / "report.html").read_text()
+    for entry in saved["history"]:
+        assert escape(entry["prompt"], quote=True) in report
+    assert "best prompt" in result.stdout
+    assert saved["best"]["prompt"] in result.stdout
+    assert f"run {saved['run_id']}: 3 iterations" in result.stdout
+    assert (cli.home / "runs" / saved["run_id"] / "run.json").is_file()
+
+
+def test_invert_json_output_parses(cli, reference_png):
+    result = cli(
+        "invert", reference_png, "--preset", "tiny", "--strategy", "offline",
+        "--iterations", "1", "--candidates", "1", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["strategy"] == "offline"
+    assert summary["iterations"] == 1
+    assert Path(summary["run_dir"]) == cli.home / "runs" / summary["run_id"]
+    assert Path(summary["best_render"]).is_file()
+    assert Path(summary["report"]).is_file()
+    assert isinstance(summary["best_text_score"], float)
+
+
+def test_invert_missing_file_is_a_one_line_error(cli, tmp_path):
+    missing = tmp_path / "missing.png"
+    result = cli("invert", missing, "--preset", "tiny", "--strategy", "offline")
+    assert result.exit_code == 1
+    lines = error_lines(result)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: cannot read image")
+    assert "file not found" in lines[0]
+    assert "Traceback" not in result.output
+    assert not (cli.home / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [(["--iterations", "0"], "iterations=0"), (["--width", "100"], "width=100")],
+)
+def test_invert_bad_options_exit_2(cli, reference_png, args, phrase):
+    result = cli("invert", reference_png, "--preset", "tiny", "--strategy", "offline", *args)
+    assert result.exit_code == 2
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert phrase in lines[0]
+    assert not (cli.home / "runs").exists()
+
+
+def test_invert_needs_an_image_or_resume(cli):
+    result = cli("invert", "--preset", "tiny")
+    assert result.exit_code != 0
+    assert "--resume" in result.output
+
+
+def test_invert_image_and_resume_together_is_refused(cli, reference_png):
+    result = cli("invert", reference_png, "--resume", "20260101-000000-abcdef")
+    assert result.exit_code != 0
+    assert "not both" in result.output
+
+
+def test_invert_resume_unknown_run(cli):
+    result = cli("invert", "--resume", "20260101-000000-abcdef", "--preset", "tiny")
+    assert result.exit_code == 1
+    lines = error_lines(result)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: no run '20260101-000000-abcdef'")
+    assert "Traceback" not in result.output
+
+
+def test_invert_bad_preset_is_a_usage_error(cli, reference_png):
+    result = cli("invert", reference_png, "--preset", "huge")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_score_prints_one_line_per_prompt_best_first(cli, reference_png):
+    result = cli("score", reference_png, "a cat", "a red square", "--preset", "tiny")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    values = [float(line.split()[0]) for line in lines]
+    assert values == sorted(values, reverse=True)
+    assert sorted(line.split(None, 1)[1] for line in lines) == ["a cat", "a red square"]
+
+
+def test_score_json(cli, reference_png):
+    result = cli("score", reference_png, "a", "b", "--preset", "tiny", "--json")
+    assert result.exit_code == 0, result.output
+    ranked = json.loads(result.stdout)
+    assert sorted(item["prompt"] for item in ranked) == ["a", "b"]
+    assert ranked[0]["score"] >= ranked[1]["score"]
+
+
+def test_score_bad_image(cli, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    result = cli("score", text, "a cat", "--preset", "tiny")
+    assert result.exit_code == 1
+    assert error_lines(result)[0].startswith("error: cannot read image")
+
+
+def test_generate_writes_pngs(cli, tmp_path):
+    out = tmp_path / "images"
+    result = cli("generate", "a cat", "--count", "2", "-o", out, "--preset", "tiny")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["seed-0.png", "seed-1.png"]
+    assert result.stdout.split() == [str(out / "seed-0.png"), str(out / "seed-1.png")]
+    assert (out / "seed-0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_generate_bad_size_exits_2(cli, tmp_path):
+    result = cli("generate", "a cat", "--width", "100", "-o", tmp_path / "o", "--preset", "tiny")
+    assert result.exit_code == 2
+    assert error_lines(result)[0].startswith("error: width=100")
+
+
+def test_help_lists_the_commands(cli):
+    result = cli("--help")
+    assert result.exit_code == 0
+    for command in ("invert", "generate", "score"):
+        assert command in result.stdout
+
+
+def test_console_script_end_to_end(presets_home, reference_png, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "presets").symlink_to(presets_home / "presets")
+    out = tmp_path / "run"
+    script = Path(sys.executable).with_name("arpo")
+    assert script.is_file(), script
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ARPO_")},
+        "ARPO_HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+    }
+    done = subprocess.run(
+        [str(script), "invert", str(reference_png), "--preset", "tiny", "--strategy",
+         "offline", "--iterations", "1", "--candidates", "1", "--out", str(out), "--json"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["iterations"] == 1
+    assert Path(summary["run_dir"]) == out
+    assert (out / "report.html").is_file()
+    assert sorted(p.name for p in (out / "renders").iterdir()) == ["iter-000.png", "iter-001.png"]

@@ -1,0 +1,129 @@
+"""Settings: ARPO_* environment variables, a .env file, validation, derived paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from arpo.config import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env file
+
+
+def test_defaults(tmp_path):
+    settings = Settings(home=tmp_path)
+    assert settings.preset == "none"
+    assert settings.t2i_model == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert (settings.clip_model, settings.clip_pretrained) == ("ViT-L-14", "openai")
+    assert settings.llm_base_url is None
+    assert settings.llm_api_key is None
+    assert settings.llm_structured_method == "function_calling"
+
+
+def test_reads_arpo_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARPO_PRESET", "tiny")
+    monkeypatch.setenv("ARPO_T2I_MODEL", "/models/sd")
+    monkeypatch.setenv("ARPO_CLIP_MODEL", "local-dir:/models/clip")
+    monkeypatch.setenv("ARPO_LLM_MODEL", "llava")
+    monkeypatch.setenv("ARPO_LLM_BASE_URL", "http://localhost:11434/v1")
+    monkeypatch.setenv("ARPO_LLM_API_KEY", "secret-key")
+    monkeypatch.setenv("ARPO_LLM_TIMEOUT_S", "12.5")
+    monkeypatch.setenv("ARPO_LLM_STRUCTURED_METHOD", "json_mode")
+    monkeypatch.setenv("ARPO_RENDER_BATCH_SIZE", "2")
+    monkeypatch.setenv("ARPO_DEVICE", "cpu")
+    settings = Settings(home=tmp_path)
+    assert settings.preset == "tiny"
+    assert settings.t2i_model == "/models/sd"
+    assert settings.clip_model == "local-dir:/models/clip"
+    assert settings.llm_model == "llava"
+    assert settings.llm_base_url == "http://localhost:11434/v1"
+    assert settings.llm_api_key.get_secret_value() == "secret-key"
+    assert "secret-key" not in repr(settings)
+    assert settings.llm_timeout_s == 12.5
+    assert settings.llm_structured_method == "json_mode"
+    assert settings.render_batch_size == 2
+    assert settings.device == "cpu"
+
+
+def test_arpo_home_overrides_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARPO_HOME", str(tmp_path / "data"))
+    settings = Settings()
+    assert settings.home == tmp_path / "data"
+    assert settings.runs_dir == tmp_path / "data" / "runs"
+    assert settings.store_dir == tmp_path / "data" / "artifacts"
+    assert settings.checkpoint_db == tmp_path / "data" / "checkpoints.sqlite"
+    assert settings.presets_dir == tmp_path / "data" / "presets"
+
+
+def test_home_expands_user(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("ARPO_HOME", "~/arpo-data")
+    assert Settings().home == tmp_path / "arpo-data"
+
+
+def test_default_home_is_a_user_data_dir(monkeypatch):
+    monkeypatch.delenv("ARPO_HOME", raising=False)
+    home = Settings().home
+    assert home.is_absolute()
+    assert home.name == "arpo"
+
+
+def test_env_file_is_read_and_environment_wins(monkeypatch, tmp_path):
+    Path(".env").write_text("ARPO_LLM_MODEL=from-dotenv\nARPO_CLIP_PRETRAINED=laion\n")
+    monkeypatch.setenv("ARPO_CLIP_PRETRAINED", "from-env")
+    settings = Settings(home=tmp_path)
+    assert settings.llm_model == "from-dotenv"
+    assert settings.clip_pretrained == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    [
+        ("ARPO_PRESET", "bogus", "preset"),
+        ("ARPO_LLM_TIMEOUT_S", "-1", "llm_timeout_s"),
+        ("ARPO_LLM_TIMEOUT_S", "0", "llm_timeout_s"),
+        ("ARPO_LLM_MAX_RETRIES", "-1", "llm_max_retries"),
+        ("ARPO_DEVICE", "tpu", "device"),
+        ("ARPO_DTYPE", "int8", "dtype"),
+        ("ARPO_RENDER_BATCH_SIZE", "0", "render_batch_size"),
+        ("ARPO_LLM_STRUCTURED_METHOD", "xml", "llm_structured_method"),
+        ("ARPO_MAX_IMAGE_PIXELS", "many", "max_image_pixels"),
+    ],
+)
+def test_invalid_values_are_validation_errors(monkeypatch, tmp_path, name, value, field):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        Settings(home=tmp_path)
+    assert [error["loc"] for error in info.value.errors()] == [(field,)]
+
+
+def test_unknown_arpo_variables_are_ignored(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARPO_NOT_A_SETTING", "x")
+    assert not hasattr(Settings(home=tmp_path), "not_a_setting")
+
+
+def test_llm_not_configured_by_default(tmp_path):
+    assert Settings(home=tmp_path).llm_configured is False
+
+
+def test_llm_configured_by_base_url(tmp_path):
+    assert Settings(home=tmp_path, llm_base_url="http://localhost:8080/v1").llm_configured
+
+
+def test_llm_configured_by_api_key(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARPO_LLM_API_KEY", "k")
+    assert Settings(home=tmp_path).llm_configured
+
+
+def test_llm_configured_by_openai_api_key(monkeypatch, tmp_path):
+    settings = Settings(home=tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    assert settings.llm_configured
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    assert not settings.llm_configured

@@ -1,0 +1,182 @@
+"""CLIP interrogation and the offline proposer, over a synthetic scorer and the tiny CLIP."""
+
+from __future__ import annotations
+
+import random
+
+from arpo.tools.phrases import Interrogator, OfflineProposer, rank_phrases
+from arpo.tools.vocabulary import Vocabulary, load_vocabulary, split_phrases
+
+REFERENCE = object()  # the synthetic scorer checks that callers pass the reference through
+
+WEIGHTS = {
+    "a cat": 0.5,
+    "a dog": 0.3,
+    "a house": 0.1,
+    "oil painting": 0.2,
+    "pixel art": 0.15,
+    "watercolor": -0.05,
+    "dim light": -0.2,
+    "harsh light": -0.3,
+    "red tones": 0.05,
+    "blue tones": 0.04,
+}
+
+
+class WordScorer:
+    """Duck-typed scorer: a text scores the sum of its known phrases' weights."""
+
+    def __init__(self, weights: dict[str, float]) -> None:
+        self.weights = weights
+        self.calls: list[list[str]] = []
+
+    def text_similarity(self, texts, reference):
+        assert reference is REFERENCE
+        self.calls.append(list(texts))
+        return [sum(self.weights.get(p, 0.0) for p in split_phrases(t)) for t in texts]
+
+
+VOCABULARY = Vocabulary.from_mapping(
+    {
+        "subject": ["a house", "a dog", "a cat"],
+        "medium": ["watercolor", "oil painting", "pixel art"],
+        "lighting": ["dim light", "harsh light"],
+        "colour": ["blue tones", "red tones"],
+    }
+)
+
+
+def test_rank_phrases_is_best_first_with_categories():
+    ranked = rank_phrases(WordScorer(WEIGHTS), VOCABULARY, REFERENCE)
+    assert [r.phrase for r in ranked[:3]] == ["a cat", "a dog", "oil painting"]
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+    assert {r.phrase: r.category for r in ranked}["pixel art"] == "medium"
+    assert len(ranked) == len(VOCABULARY)
+
+
+def test_caption_picks_the_best_subject_then_phrases_that_help():
+    scorer = WordScorer(WEIGHTS)
+    caption = Interrogator(scorer, VOCABULARY).caption(REFERENCE)
+    # the best subject; the best medium; no lighting (every option lowers the score); best colour
+    assert caption == "a cat, oil painting, red tones"
+
+
+def test_caption_only_tries_the_top_phrases_per_category():
+    weights = {**WEIGHTS, "watercolor": 0.01, "oil painting": -0.5, "pixel art": -0.4}
+    caption = Interrogator(WordScorer(weights), VOCABULARY, per_category=1).caption(REFERENCE)
+    # the medium with the best single score (watercolor) is the only one tried; categories are
+    # visited in the order of their best phrase's score (red tones outranks watercolor)
+    assert caption == "a cat, red tones, watercolor"
+
+
+def test_caption_of_an_empty_vocabulary_is_empty():
+    empty = Vocabulary.from_mapping({})
+    assert Interrogator(WordScorer(WEIGHTS), empty).caption(REFERENCE) == ""
+
+
+def test_caption_without_subject_category_starts_with_the_best_category():
+    vocabulary = Vocabulary.from_mapping({"medium": ["oil painting", "pixel art"], "x": ["a cat"]})
+    caption = Interrogator(WordScorer(WEIGHTS), vocabulary).caption(REFERENCE)
+    assert caption == "a cat, oil painting"
+
+
+def test_caption_with_the_tiny_clip_model(tiny_models):
+    scorer = tiny_models.scorer
+    vocabulary = load_vocabulary()
+    reference = scorer.encode_images([_noise()])[0]
+    caption = Interrogator(scorer, vocabulary).caption(reference)
+    phrases = split_phrases(caption)
+    assert phrases[0] in vocabulary.categories["subject"]
+    assert len(set(phrases)) == len(phrases)
+    subject_scores = scorer.text_similarity(vocabulary.categories["subject"], reference)
+    assert scorer.text_similarity([caption], reference)[0] >= max(subject_scores) - 1e-6
+    assert phrases[0] == vocabulary.categories["subject"][subject_scores.index(max(subject_scores))]
+
+
+def _noise():
+    import numpy as np
+    from PIL import Image
+
+    return Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+
+
+# --------------------------------------------------------------------------- offline proposer
+
+
+def is_one_edit(prompt: str, candidate: str, vocabulary: Vocabulary) -> bool:
+    """True when candidate adds, replaces or drops exactly one phrase of prompt."""
+    before, after = split_phrases(prompt), split_phrases(candidate)
+    if len(after) == len(before) + 1:
+        return after[:-1] == before and after[-1] in vocabulary.phrases
+    if len(after) == len(before) - 1:
+        return any(before[:i] + before[i + 1 :] == after for i in range(len(before)))
+    if len(after) == len(before):
+        changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+        return len(changed) == 1 and after[changed[0]] in vocabulary.phrases
+    return False
+
+
+BIG = Vocabulary.from_mapping(
+    {
+        "subject": [f"subject {i}" for i in range(12)],
+        "style": [f"style {i}" for i in range(12)],
+        "lighting": [f"light {i}" for i in range(12)],
+    }
+)
+BIG_WEIGHTS = {p: ((int(p.split()[-1]) * 7 + len(p)) % 13) / 13 for p in BIG.phrases}
+
+
+def test_propose_returns_distinct_new_candidates():
+    proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG)
+    prompt = "subject 1, style 2, light 3"
+    candidates = proposer.propose(prompt, REFERENCE, 5, random.Random(0))
+    assert len(candidates) == 5
+    assert len(set(candidates)) == 5
+    assert prompt not in candidates
+    assert all(c.strip() for c in candidates)
+
+
+def test_propose_is_deterministic_for_a_seeded_random():
+    proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG)
+    prompt = "subject 1, style 2"
+    first = proposer.propose(prompt, REFERENCE, 6, random.Random(42))
+    again = proposer.propose(prompt, REFERENCE, 6, random.Random(42))
+    other = proposer.propose(prompt, REFERENCE, 6, random.Random(43))
+    assert first == again
+    assert first != other
+
+
+def test_every_candidate_is_a_single_edit():
+    proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG)
+    prompt = "subject 1, style 2, light 3, style 5"
+    not_single = []
+    for seed in range(12):
+        candidates = proposer.propose(prompt, REFERENCE, 8, random.Random(seed))
+        assert candidates
+        not_single += [c for c in candidates if not is_one_edit(prompt, c, BIG)]
+    assert not_single == []
+
+
+def test_new_phrases_come_from_the_pool_not_the_prompt():
+    proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG, pool_size=3)
+    ranked = [r.phrase for r in rank_phrases(WordScorer(BIG_WEIGHTS), BIG, REFERENCE)]
+    prompt = ranked[0]
+    pool = set(ranked[1:4])
+    candidates = proposer.propose(prompt, REFERENCE, 4, random.Random(0))
+    assert candidates
+    for candidate in candidates:
+        added = set(split_phrases(candidate)) - {prompt}
+        assert added <= pool
+
+
+def test_propose_from_an_empty_prompt_adds_phrases():
+    proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG)
+    candidates = proposer.propose("", REFERENCE, 3, random.Random(0))
+    assert len(candidates) == 3
+    assert all(len(split_phrases(c)) == 1 for c in candidates)
+
+
+def test_propose_with_nothing_to_do_returns_nothing():
+    tiny = Vocabulary.from_mapping({"subject": ["a cat"]})
+    proposer = OfflineProposer(WordScorer(WEIGHTS), tiny)
+    assert proposer.propose("a cat", REFERENCE, 4, random.Random(0)) == []
