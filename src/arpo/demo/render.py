@@ -24,7 +24,7 @@ from arpo.tools.t2i import RenderParams
 
 __all__ = ["DEMO_RENDER_PARAMS", "DemoRenderer", "draw_scene", "render_prompt"]
 
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2
 #: Render settings for the demo world: 128x128, one "step" (the renderer ignores steps).
 DEMO_RENDER_PARAMS = RenderParams(steps=1, guidance=0.0, width=128, height=128)
 
@@ -53,10 +53,10 @@ class DemoRenderer:
 
 
 def render_prompt(prompt: str, seed: int, width: int = 128, height: int = 128) -> Image.Image:
-    """One image of ``prompt``; whatever it leaves unstated is drawn from (prompt, seed)."""
-    rng = random.Random(f"{prompt}|{seed}")
-    scene = complete_scene(parse_prompt(prompt), rng)
-    return draw_scene(scene, width, height, rng)
+    """One image of ``prompt``; whatever it leaves unstated is drawn from the seed alone, so
+    two prompts that differ in one attribute render the same layout."""
+    scene = complete_scene(parse_prompt(prompt), random.Random(f"scene|{seed}"))
+    return draw_scene(scene, width, height, random.Random(f"draw|{seed}"))
 
 
 def draw_scene(scene: Scene, width: int, height: int, rng: random.Random) -> Image.Image:

@@ -113,30 +113,56 @@ def sample_scene(rng: random.Random, n_objects: int | None = None) -> Scene:
 
 
 def complete_scene(partial: PartialScene, rng: random.Random) -> Scene:
-    """A drawable scene: what ``partial`` states, the rest drawn from ``rng``."""
-    background = partial.background or Background(rng.choice(list(COLOURS)))
-    colours = [c for c in COLOURS if c not in _background_colours(background)]
+    """A drawable scene: what ``partial`` states, the rest drawn from ``rng``.
+
+    Every value is drawn whether or not the prompt states it, so stating one more attribute
+    never changes the ones still left to the seed: like a diffusion model with a fixed seed,
+    adding a word changes only what the word says.
+    """
+    drawn_background = Background(rng.choice(list(COLOURS)))
+    background = partial.background or drawn_background
+    avoid = _background_colours(background)
     objects = partial.objects[:MAX_GROUPS] or (PartialObject(),)
     taken = {obj.position for obj in objects if obj.position is not None}
     completed = []
     for obj in objects:
-        count = obj.count or (rng.choice((2, 3)) if obj.plural else 1)
+        drawn_count = rng.choice((2, 3))
+        start = rng.randrange(len(POSITIONS))
+        shape, colour = rng.choice(SHAPES), _colour_avoiding(rng.randrange(len(COLOURS)), avoid)
+        fill, size = rng.choice(FILLS), rng.choice(SIZES)
+        count = obj.count or (drawn_count if obj.plural else 1)
         position = obj.position if count == 1 else None
         if count == 1 and position is None:
-            free = [p for p in POSITIONS if p not in taken] or list(POSITIONS)
-            position = rng.choice(free)
+            position = _free_position(start, taken)
             taken.add(position)
         completed.append(
             SceneObject(
-                shape=obj.shape or rng.choice(SHAPES),
-                colour=obj.colour or rng.choice(colours),
-                fill=obj.fill or rng.choice(FILLS),
-                size=obj.size or rng.choice(SIZES),
+                shape=obj.shape or shape,
+                colour=obj.colour or colour,
+                fill=obj.fill or fill,
+                size=obj.size or size,
                 position=position,
                 count=count,
             )
         )
     return Scene(tuple(completed), background, partial.style or "flat")
+
+
+def _colour_avoiding(index: int, avoid: set[str]) -> str:
+    names = list(COLOURS)
+    for step in range(len(names)):
+        name = names[(index + step) % len(names)]
+        if name not in avoid:
+            return name
+    return names[index]
+
+
+def _free_position(start: int, taken: set[str]) -> str:
+    for step in range(len(POSITIONS)):
+        position = POSITIONS[(start + step) % len(POSITIONS)]
+        if position not in taken:
+            return position
+    return POSITIONS[start]
 
 
 def scene_from_partial(partial: PartialScene) -> Scene | None:

@@ -6,9 +6,11 @@ embeddings are computed once per process (the scorer caches them by text).
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from arpo.tools.vocabulary import Vocabulary, join_phrases, split_phrases
 
@@ -36,19 +38,45 @@ def rank_phrases(
     return sorted(ranked, key=lambda r: r.score, reverse=True)
 
 
+class PhraseRanker:
+    """:func:`rank_phrases`, remembered per reference: the offline proposer ranks the whole
+    vocabulary against the same reference every iteration."""
+
+    def __init__(self, scorer: ClipScorer, vocabulary: Vocabulary, *, cache_size: int = 16) -> None:
+        self.scorer = scorer
+        self.vocabulary = vocabulary
+        self._cache: OrderedDict[bytes, list[RankedPhrase]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def rank(self, reference: torch.Tensor) -> list[RankedPhrase]:
+        key = _fingerprint(reference)
+        if key not in self._cache:
+            self._cache[key] = rank_phrases(self.scorer, self.vocabulary, reference)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        return self._cache[key]
+
+
 class Interrogator:
     """Builds a prompt without an LLM: the best subject phrase, then, category by category,
     the best-scoring of the top few phrases when adding it raises the prompt's score."""
 
     def __init__(
-        self, scorer: ClipScorer, vocabulary: Vocabulary, *, per_category: int = 3
+        self,
+        scorer: ClipScorer,
+        vocabulary: Vocabulary,
+        *,
+        per_category: int = 3,
+        ranker: PhraseRanker | None = None,
     ) -> None:
         self.scorer = scorer
         self.vocabulary = vocabulary
         self.per_category = per_category
+        self.ranker = ranker or PhraseRanker(scorer, vocabulary)
 
     def caption(self, reference: torch.Tensor) -> str:
-        ranked = rank_phrases(self.scorer, self.vocabulary, reference)
+        ranked = self.ranker.rank(reference)
         by_category: dict[str, list[str]] = {}
         for item in ranked:
             by_category.setdefault(item.category, []).append(item.phrase)
@@ -73,21 +101,27 @@ class OfflineProposer:
     """CLIP-guided local search: candidates add, replace or drop one phrase of the prompt,
     drawing new phrases from those most similar to the reference."""
 
-    def __init__(self, scorer: ClipScorer, vocabulary: Vocabulary, *, pool_size: int = 48) -> None:
+    def __init__(
+        self,
+        scorer: ClipScorer,
+        vocabulary: Vocabulary,
+        *,
+        pool_size: int = 48,
+        ranker: PhraseRanker | None = None,
+    ) -> None:
         self.scorer = scorer
         self.vocabulary = vocabulary
         self.pool_size = pool_size
+        self.ranker = ranker or PhraseRanker(scorer, vocabulary)
 
     def propose(
         self, prompt: str, reference: torch.Tensor, count: int, rng: random.Random
     ) -> list[str]:
         current = split_phrases(prompt)
         present = {p.casefold() for p in current}
-        pool = [
-            r
-            for r in rank_phrases(self.scorer, self.vocabulary, reference)
-            if r.phrase.casefold() not in present
-        ][: self.pool_size]
+        pool = [r for r in self.ranker.rank(reference) if r.phrase.casefold() not in present][
+            : self.pool_size
+        ]
         candidates: dict[str, None] = {}
         for _ in range(count * 8):
             if len(candidates) >= count or (not pool and len(current) < 2):
@@ -115,3 +149,12 @@ class OfflineProposer:
             index = rng.choice(same) if same else rng.randrange(len(current))
             return [new.phrase if i == index else p for i, p in enumerate(current)]
         return [*current, new.phrase]
+
+
+def _fingerprint(reference: Any) -> bytes:
+    """A content key for an embedding (torch tensor or array-like)."""
+    import numpy as np
+
+    detach = getattr(reference, "detach", None)
+    array = detach().cpu().numpy() if detach else np.asarray(reference)
+    return hashlib.sha256(array.tobytes()).digest()

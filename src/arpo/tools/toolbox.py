@@ -16,7 +16,7 @@ from arpo.config import Settings
 if TYPE_CHECKING:
     from arpo.tools.chat import StructuredChat
     from arpo.tools.clip import ClipScorer
-    from arpo.tools.phrases import Interrogator, OfflineProposer
+    from arpo.tools.phrases import Interrogator, OfflineProposer, PhraseRanker
     from arpo.tools.presets import PresetModels
     from arpo.tools.store import ArtifactStore
     from arpo.tools.t2i import RenderCache, Renderer
@@ -136,16 +136,28 @@ class Toolbox:
         return self._get("vocabulary", build)
 
     @property
+    def phrase_ranker(self) -> PhraseRanker:
+        from arpo.tools.phrases import PhraseRanker
+
+        return self._get("phrase_ranker", lambda: PhraseRanker(self.scorer, self.vocabulary))
+
+    @property
     def interrogator(self) -> Interrogator:
         from arpo.tools.phrases import Interrogator
 
-        return self._get("interrogator", lambda: Interrogator(self.scorer, self.vocabulary))
+        return self._get(
+            "interrogator",
+            lambda: Interrogator(self.scorer, self.vocabulary, ranker=self.phrase_ranker),
+        )
 
     @property
     def offline_proposer(self) -> OfflineProposer:
         from arpo.tools.phrases import OfflineProposer
 
-        return self._get("offline_proposer", lambda: OfflineProposer(self.scorer, self.vocabulary))
+        return self._get(
+            "offline_proposer",
+            lambda: OfflineProposer(self.scorer, self.vocabulary, ranker=self.phrase_ranker),
+        )
 
     def load_models(self) -> None:
         """Load the renderer and scorer now, checking cheap things first, so a missing model
