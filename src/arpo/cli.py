@@ -258,17 +258,22 @@ class _Progress:
             TextColumn,
             TimeElapsedColumn,
         )
+        from rich.table import Column
 
         self.run_id: str | None = None
         self.progress = Progress(
-            TextColumn("[bold]iteration"),
-            MofNCompleteColumn(),
-            BarColumn(),
-            TextColumn("best {task.fields[best]}"),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[prompt]}"),
+            TextColumn("[bold]iteration", table_column=Column(no_wrap=True)),
+            MofNCompleteColumn(table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=16),
+            TextColumn("best {task.fields[best]}", table_column=Column(no_wrap=True)),
+            TimeElapsedColumn(table_column=Column(no_wrap=True)),
+            TextColumn(
+                "{task.fields[prompt]}",
+                table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
+            ),
             console=err,
             transient=False,
+            expand=True,
         )
         self.task: Any = None
 
@@ -294,7 +299,7 @@ class _Progress:
             self.task,
             completed=event.get("iteration", 0) + 1,
             best=f"{event.get('best_text_score', 0):.4f}",
-            prompt=prompt if len(prompt) <= 60 else prompt[:57] + "...",
+            prompt=prompt,
         )
 
     def resume_hint(self) -> str | None:

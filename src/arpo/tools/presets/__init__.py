@@ -132,6 +132,10 @@ def _build_tiny_clip(spec: dict[str, Any], seed: int, out: Path) -> None:
 
     (out / "open_clip_config.json").write_text(json.dumps(spec, indent=2))
     torch.manual_seed(seed)
-    model = open_clip.create_model(f"local-dir:{out}", load_weights=False)
+    logging.disable(logging.WARNING)  # open_clip warns that the new model has random weights
+    try:
+        model = open_clip.create_model(f"local-dir:{out}", load_weights=False)
+    finally:
+        logging.disable(logging.NOTSET)
     state = {key: value.contiguous() for key, value in model.state_dict().items()}
     save_file(state, str(out / "open_clip_model.safetensors"))
