@@ -104,7 +104,12 @@ def _build_tiny_t2i(spec: dict[str, Any], seed: int, out: Path) -> None:
         StableDiffusionPipeline,
         UNet2DConditionModel,
     )
+    from diffusers.utils import logging as diffusers_logging
     from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(**spec["unet"])
