@@ -127,3 +127,12 @@ def test_llm_configured_by_openai_api_key(monkeypatch, tmp_path):
     assert settings.llm_configured
     monkeypatch.setenv("OPENAI_API_KEY", "")
     assert not settings.llm_configured
+
+
+def test_env_example_documents_every_setting() -> None:
+    documented = (Path(__file__).parents[1] / ".env.example").read_text()
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for name in Settings.model_fields:
+        variable = f"ARPO_{name.upper()}"
+        assert variable in documented, f"{variable} is missing from .env.example"
+        assert variable in readme, f"{variable} is missing from the README's settings table"
