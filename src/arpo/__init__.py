@@ -21,7 +21,7 @@ from arpo.errors import (
 )
 
 if TYPE_CHECKING:
-    from arpo.api import Result, generate, get_toolbox, resume, reverse_prompt, score
+    from arpo.api import Result, caption, generate, get_toolbox, resume, reverse_prompt, score
     from arpo.graph.context import RunOptions
     from arpo.tools.toolbox import Toolbox
 
@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Result": "arpo.api",
+    "caption": "arpo.api",
     "generate": "arpo.api",
     "get_toolbox": "arpo.api",
     "resume": "arpo.api",
@@ -51,6 +52,7 @@ __all__ = [
     "RunOptions",
     "Settings",
     "Toolbox",
+    "caption",
     "generate",
     "get_toolbox",
     "resume",

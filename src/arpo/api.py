@@ -119,6 +119,8 @@ def reverse_prompt(
     )
     _check_out_dir(record.run_dir)
     records.save(record)
+    record.run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(toolbox.store.path(reference), record.run_dir / "reference.png")
     state_in = {"reference": reference, "initial_prompt": prompt, "history": []}
     return _run(toolbox, record, run_options, state_in, on_progress)
 
@@ -263,3 +265,84 @@ def score(
     reference = toolbox.scorer.encode_images([picture], keys=[digest])[0]
     scores = toolbox.scorer.text_similarity(prompts, reference)
     return sorted(zip(prompts, scores, strict=True), key=lambda pair: pair[1], reverse=True)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """A demo-world run: the scene's true prompt beside the recovered one."""
+
+    result: Result
+    true_prompt: str
+    hits: list[str]
+    misses: list[str]
+    recall: float
+    initial_recall: float
+
+
+def demo(
+    *,
+    scene: int | None = None,
+    prompt: str | None = None,
+    objects: int = 1,
+    out_dir: str | os.PathLike[str] | None = None,
+    toolbox: Toolbox | None = None,
+    on_progress: ProgressCallback | None = None,
+    **options: Any,
+) -> DemoResult:
+    """Reverse-prompt a demo-world image whose true prompt is known, offline.
+
+    Without ``prompt``, held-out scene number ``scene`` (random when None) with ``objects``
+    objects is drawn; with ``prompt``, that prompt is rendered (seed ``options['seed']``).
+    """
+    import json
+    import random
+
+    from arpo.demo.evaluate import heldout_scene, render_scene
+    from arpo.demo.render import render_prompt, scene_for_prompt
+    from arpo.demo.scenes import attribute_hits, attribute_recall, canonical_prompt
+    from arpo.tools.store import atomic_write
+
+    toolbox = toolbox or get_toolbox(Settings(preset="demo"))
+    if toolbox.settings.preset != "demo":
+        raise InvalidOptionError("the demo needs the demo preset (Settings(preset='demo')).")
+    if not 1 <= objects <= 3:
+        raise InvalidOptionError(f"objects={objects}: demo scenes have 1 to 3 objects.")
+    if prompt is not None:
+        if not prompt.strip():
+            raise InvalidOptionError("the demo prompt is empty; give a scene to draw.")
+        seed = int(options.get("seed") or 0)
+        true_scene, image = scene_for_prompt(prompt, seed), render_prompt(prompt, seed)
+    else:
+        index = random.SystemRandom().randrange(1_000_000) if scene is None else scene
+        true_scene = heldout_scene(index, objects)
+        image = render_scene(true_scene, index)
+    options.setdefault("strategy", "offline")
+    result = reverse_prompt(
+        image, out_dir=out_dir, toolbox=toolbox, on_progress=on_progress, **options
+    )
+    hits, misses = attribute_hits(true_scene, result.best_prompt)
+    outcome = DemoResult(
+        result=result,
+        true_prompt=canonical_prompt(true_scene),
+        hits=hits,
+        misses=misses,
+        recall=attribute_recall(true_scene, result.best_prompt),
+        initial_recall=attribute_recall(true_scene, result.initial_prompt),
+    )
+    summary = {k: v for k, v in outcome.__dict__.items() if k != "result"}
+    atomic_write(result.run_dir / "demo.json", json.dumps(summary, indent=2).encode())
+    return outcome
+
+
+def caption(image: Any, *, toolbox: Toolbox | None = None, use_llm: bool = True) -> str:
+    """A starting prompt for ``image`` without running the loop: the vision LLM's caption when
+    ``use_llm`` and an LLM is configured, else CLIP interrogation over the phrase vocabulary
+    (the same caption a run starts from)."""
+    from arpo.graph.nodes import caption_reference
+    from arpo.tools.images import load_image
+
+    toolbox = toolbox or get_toolbox()
+    picture = load_image(image, max_pixels=toolbox.settings.max_image_pixels)
+    digest = toolbox.store.put_image(picture)
+    embedding = toolbox.scorer.encode_images([picture], keys=[digest])[0]
+    return caption_reference(toolbox, digest, embedding, use_llm)

@@ -34,7 +34,8 @@ PresetOption = Annotated[
     str | None,
     typer.Option(
         "--preset",
-        help="'tiny': tiny random-weight models, a smoke test whose images are noise "
+        help="'demo': the offline demo world (procedural renderer, small trained CLIP); "
+        "'tiny': tiny random-weight models, a smoke test whose images are noise "
         "(default: ARPO_PRESET, else the configured models).",
     ),
 ]
@@ -247,6 +248,61 @@ def score(
         out.print(f"{value:.4f}  {prompt}", highlight=False, soft_wrap=True)
 
 
+@app.command()
+def demo(
+    scene: Annotated[
+        int | None, typer.Option(help="Held-out scene number (default: a random one).")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", "-p", help="Draw this prompt instead of a scene.")
+    ] = None,
+    objects: Annotated[int, typer.Option(help="Objects in the scene (1-3).")] = 1,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", "-n", help="Maximum iterations.")
+    ] = None,
+    candidates: Annotated[int | None, typer.Option(help="Candidate prompts per iteration.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the renders.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory.")] = None,
+) -> None:
+    """Watch arpo recover a prompt it cannot know: the demo world (offline, no GPU, no key)
+    draws a scene, and the loop reverse-prompts it from the image alone."""
+    from arpo import api
+
+    progress = _Progress()
+    with _errors(progress.resume_hint), progress:
+        outcome = api.demo(
+            scene=scene,
+            prompt=prompt,
+            objects=objects,
+            out_dir=out_dir,
+            toolbox=_toolbox("demo"),
+            on_progress=progress.update,
+            iterations=iterations,
+            candidates=candidates,
+            seed=seed,
+        )
+    result = outcome.result
+    out.print(
+        f"[bold]true prompt[/bold]       {outcome.true_prompt}", highlight=False, soft_wrap=True
+    )
+    out.print(
+        f"[bold]recovered prompt[/bold]  {result.best_prompt}", highlight=False, soft_wrap=True
+    )
+    out.print(
+        f"attributes recovered: {len(outcome.hits)}/{len(outcome.hits) + len(outcome.misses)} "
+        f"({outcome.recall:.0%}; the initial interrogation had {outcome.initial_recall:.0%})"
+    )
+    if outcome.hits:
+        out.print(
+            "[green]hits:[/green] " + ", ".join(outcome.hits), highlight=False, soft_wrap=True
+        )
+    if outcome.misses:
+        out.print(
+            "[red]misses:[/red] " + ", ".join(outcome.misses), highlight=False, soft_wrap=True
+        )
+    out.print(f"report: {result.report}", highlight=False, soft_wrap=True)
+
+
 class _Progress:
     """Live display of a run: iteration bar, best score, current prompt."""
 
@@ -290,7 +346,11 @@ class _Progress:
             self.task = self.progress.add_task(
                 "run", total=event["iterations"], best="-", prompt="captioning..."
             )
-            self.progress.console.print(f"run {self.run_id} -> {event['run_dir']}", highlight=False)
+            run_dir = Path(event["run_dir"])
+            self.progress.console.print(f"run {self.run_id} -> {run_dir}", highlight=False)
+            self.progress.console.print(
+                f"reference image: {run_dir / 'reference.png'}", highlight=False
+            )
             return
         if self.task is None:
             return
@@ -326,6 +386,41 @@ def _result_summary(result: Any) -> dict[str, Any]:
         "best_render": str(result.best_render),
         "report": str(result.report),
     }
+
+
+@app.command()
+def serve(
+    transport: Annotated[
+        str, typer.Option(help="stdio (for desktop assistants) or http (streamable HTTP, /mcp).")
+    ] = "stdio",
+    host: Annotated[
+        str, typer.Option(help="HTTP bind address; other than 127.0.0.1 needs ARPO_AUTH_TOKEN.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Extra Host header value the HTTP server answers to (repeatable)."),
+    ] = None,
+    warm_up: Annotated[
+        bool, typer.Option("--warm-up", help="Load the models in the background at start.")
+    ] = False,
+    preset: PresetOption = None,
+) -> None:
+    """Run the MCP server: assistants reverse-prompt, render, score and caption images."""
+    from arpo import server
+
+    if transport not in ("stdio", "http"):
+        raise typer.BadParameter(f"--transport {transport!r}: use stdio or http.")
+    settings = _toolbox(preset).settings
+    with _errors():
+        server.serve(
+            transport,  # type: ignore[arg-type]
+            host=host,
+            port=port,
+            settings=settings,
+            allowed_hosts=allowed_host or (),
+            warm_up=warm_up,
+        )
 
 
 def main() -> None:

@@ -7,13 +7,13 @@ Settings say *where* things are (models, endpoints, the data directory); per-run
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-Preset = Literal["none", "tiny"]
+Preset = Literal["none", "tiny", "demo"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 
@@ -29,8 +29,8 @@ class Settings(BaseSettings):
     )
     preset: Preset = Field(
         "none",
-        description="'tiny' swaps every model for tiny random-weight ones (a smoke test: "
-        "its images are noise).",
+        description="'demo': the offline demo world (procedural renderer, small trained CLIP); "
+        "'tiny': tiny random-weight models (a smoke test: its images are noise).",
     )
 
     t2i_model: str = Field(
@@ -71,6 +71,48 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         40_000_000, gt=0, description="Refuse input images with more pixels (decompression bombs)."
     )
+
+    # -- MCP server (arpo serve) ----------------------------------------------------------
+    allowed_roots: Annotated[list[Path] | None, NoDecode] = Field(
+        None,
+        description="Folders whose images the MCP server may read (a JSON list, or paths "
+        "separated by the OS path separator); unset: the working directory and ARPO_HOME.",
+    )
+    allow_urls: bool = Field(
+        False, description="Let the MCP server fetch http(s) image URLs (public addresses only)."
+    )
+    auth_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the MCP server's HTTP transport requires; needed to bind an "
+        "address other than 127.0.0.1.",
+    )
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        """Accept a JSON list or an os.pathsep-separated string from the environment."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        import os
+
+        return [part for part in text.split(os.pathsep) if part.strip()]
+
+    @field_validator("allowed_roots", mode="after")
+    @classmethod
+    def _expand_roots(cls, value: list[Path] | None) -> list[Path] | None:
+        return None if value is None else [root.expanduser() for root in value]
+
+    @property
+    def image_roots(self) -> list[Path]:
+        """Where the MCP server may read images: ARPO_ALLOWED_ROOTS, else cwd and ARPO_HOME."""
+        if self.allowed_roots is not None:
+            return list(self.allowed_roots)
+        return [Path.cwd(), self.home]
 
     @field_validator("home", mode="after")
     @classmethod

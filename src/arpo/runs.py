@@ -125,3 +125,59 @@ def export_run(
 
 def _copy(store: ArtifactStore, digest: str, target: Path) -> None:
     shutil.copyfile(store.path(digest), target)
+
+
+def checkpointed_values(checkpoint_db: Path, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The latest checkpointed graph state of each run (``{}`` for a run with none).
+
+    Read-only: a missing database is not created.
+    """
+    if not run_ids or not checkpoint_db.is_file():
+        return {run_id: {} for run_id in run_ids}
+    from arpo.graph import open_checkpointer
+
+    saver = open_checkpointer(str(checkpoint_db))
+    try:
+        values = {}
+        for run_id in run_ids:
+            config = {"configurable": {"thread_id": run_id, "checkpoint_ns": ""}}
+            found = saver.get_tuple(config)  # type: ignore[arg-type]
+            values[run_id] = dict(found.checkpoint["channel_values"]) if found else {}
+        return values
+    finally:
+        saver.conn.close()  # type: ignore[attr-defined]
+
+
+def run_summary(record: RunRecord, values: dict[str, Any]) -> dict[str, Any]:
+    """What an assistant needs to pick a run up again: status, best prompt, every step
+    (prompt, scores, artifact id of its first render), and the options it ran with."""
+    best = values.get("best") or {}
+    history = [
+        {
+            "iteration": entry.get("iteration"),
+            "prompt": entry.get("prompt"),
+            "text_score": entry.get("text_score"),
+            "image_score": entry.get("image_score"),
+            "render": (entry.get("renders") or [None])[0],
+            "proposer": entry.get("proposer"),
+            "note": entry.get("note"),
+        }
+        for entry in values.get("history", [])
+    ]
+    return {
+        "run_id": record.run_id,
+        "status": record.status,
+        "error": record.error,
+        "created": record.created,
+        "run_dir": str(record.run_dir),
+        "reference": record.reference,
+        "options": record.options,
+        "initial_prompt": history[0]["prompt"] if history else record.initial_prompt,
+        "best_prompt": best.get("prompt"),
+        "best_text_score": best.get("text_score"),
+        "best_image_score": best.get("image_score"),
+        "best_render": (best.get("renders") or [None])[0],
+        "iterations": values.get("iteration", 0),
+        "stop_reason": values.get("stop_reason"),
+        "history": history,
+    }

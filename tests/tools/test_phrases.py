@@ -137,13 +137,25 @@ def test_propose_returns_distinct_new_candidates():
 
 
 def test_propose_is_deterministic_for_a_seeded_random():
-    proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG)
+    # a budget smaller than the edit space makes the proposer sample which edits to score
+    proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG, max_edits=6)
     prompt = "subject 1, style 2"
     first = proposer.propose(prompt, REFERENCE, 6, random.Random(42))
     again = proposer.propose(prompt, REFERENCE, 6, random.Random(42))
     other = proposer.propose(prompt, REFERENCE, 6, random.Random(43))
     assert first == again
     assert first != other
+
+
+def test_propose_returns_the_best_scoring_single_edits():
+    scorer = WordScorer(BIG_WEIGHTS)
+    proposer = OfflineProposer(scorer, BIG)
+    prompt = "subject 1, style 2"
+    candidates = proposer.propose(prompt, REFERENCE, 3, random.Random(0))
+    scores = scorer.text_similarity(candidates, REFERENCE)
+    assert scores == sorted(scores, reverse=True)
+    every_edit = proposer.propose(prompt, REFERENCE, 10_000, random.Random(0))
+    assert max(scorer.text_similarity(every_edit, REFERENCE)) == scores[0]
 
 
 def test_every_candidate_is_a_single_edit():
@@ -157,16 +169,22 @@ def test_every_candidate_is_a_single_edit():
     assert not_single == []
 
 
-def test_new_phrases_come_from_the_pool_not_the_prompt():
-    proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG, pool_size=3)
-    ranked = [r.phrase for r in rank_phrases(WordScorer(BIG_WEIGHTS), BIG, REFERENCE)]
-    prompt = ranked[0]
-    pool = set(ranked[1:4])
-    candidates = proposer.propose(prompt, REFERENCE, 4, random.Random(0))
+def test_new_phrases_come_from_each_categorys_best():
+    proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG, per_slot=3, explore=0)
+    ranked = rank_phrases(WordScorer(BIG_WEIGHTS), BIG, REFERENCE)
+    prompt = ranked[0].phrase
+    allowed = {
+        phrase
+        for category in BIG.categories
+        for phrase in [r.phrase for r in ranked if r.category == category and r.phrase != prompt][
+            :3
+        ]
+    }
+    candidates = proposer.propose(prompt, REFERENCE, 100, random.Random(0))
     assert candidates
     for candidate in candidates:
         added = set(split_phrases(candidate)) - {prompt}
-        assert added <= pool
+        assert added <= allowed
 
 
 def test_propose_from_an_empty_prompt_adds_phrases():

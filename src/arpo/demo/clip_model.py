@@ -17,19 +17,19 @@ from typing import Any
 from arpo.demo.world import SYNONYMS
 
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
-CONTEXT_LENGTH = 40
+CONTEXT_LENGTH = 56
 _WORD = re.compile(r"\w+|[^\w\s]+")
 
 #: The architecture. A small ResNet vision tower: it learns position and count far faster
 #: than a small ViT on a CPU (measured while designing the demo world).
 MODEL_CFG: dict[str, Any] = {
     "embed_dim": 128,
-    "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 32, "head_width": 32},
+    "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "head_width": 16},
     "text_cfg": {
         "context_length": CONTEXT_LENGTH,
-        "width": 128,
-        "heads": 4,
-        "layers": 3,
+        "width": 64,
+        "heads": 2,
+        "layers": 2,
         "hf_tokenizer_name": "local",  # open_clip then loads the tokenizer from the folder
         "tokenizer_kwargs": {"clean": "whitespace"},
     },

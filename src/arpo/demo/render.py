@@ -22,7 +22,7 @@ from arpo.demo.scenes import Scene, SceneObject, complete_scene
 from arpo.demo.world import COLOURS, POSITION_ANCHORS, SIZE_FRACTIONS
 from arpo.tools.t2i import RenderParams
 
-__all__ = ["DEMO_RENDER_PARAMS", "DemoRenderer", "draw_scene", "render_prompt"]
+__all__ = ["DEMO_RENDER_PARAMS", "DemoRenderer", "draw_scene", "render_prompt", "scene_for_prompt"]
 
 RENDERER_VERSION = 2
 #: Render settings for the demo world: 128x128, one "step" (the renderer ignores steps).
@@ -55,8 +55,12 @@ class DemoRenderer:
 def render_prompt(prompt: str, seed: int, width: int = 128, height: int = 128) -> Image.Image:
     """One image of ``prompt``; whatever it leaves unstated is drawn from the seed alone, so
     two prompts that differ in one attribute render the same layout."""
-    scene = complete_scene(parse_prompt(prompt), random.Random(f"scene|{seed}"))
-    return draw_scene(scene, width, height, random.Random(f"draw|{seed}"))
+    return draw_scene(scene_for_prompt(prompt, seed), width, height, random.Random(f"draw|{seed}"))
+
+
+def scene_for_prompt(prompt: str, seed: int) -> Scene:
+    """The complete scene that :func:`render_prompt` draws for (prompt, seed)."""
+    return complete_scene(parse_prompt(prompt), random.Random(f"scene|{seed}"))
 
 
 def draw_scene(scene: Scene, width: int, height: int, rng: random.Random) -> Image.Image:

@@ -9,7 +9,8 @@ scene. :func:`attribute_recall` scores how much of a scene a prompt states.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from arpo.demo.parse import PartialObject, PartialScene, parse_prompt
 from arpo.demo.world import (
@@ -28,6 +29,7 @@ from arpo.demo.world import (
 )
 
 __all__ = [
+    "ATTRIBUTES",
     "Background",
     "Scene",
     "SceneObject",
@@ -36,6 +38,7 @@ __all__ = [
     "attributes",
     "canonical_prompt",
     "caption",
+    "change_attribute",
     "complete_scene",
     "sample_scene",
     "scene_from_partial",
@@ -110,6 +113,73 @@ def sample_scene(rng: random.Random, n_objects: int | None = None) -> Scene:
         fill, size = rng.choice(FILLS), rng.choice(SIZES)
         objects.append(SceneObject(shape, colour, fill, size, position, count))
     return Scene(tuple(objects), background, rng.choice(STYLES))
+
+
+ATTRIBUTES: tuple[str, ...] = (
+    "colour",
+    "shape",
+    "fill",
+    "size",
+    "position",
+    "count",
+    "background",
+    "style",
+)
+
+
+def change_attribute(scene: Scene, attribute: str, rng: random.Random) -> Scene | None:
+    """``scene`` with one attribute changed to another valid value (a hard negative), or
+    None when the scene has nothing to change for that attribute (e.g. position of a group)."""
+    if attribute == "style":
+        return replace(scene, style=_other(STYLES, scene.style, rng))
+    if attribute == "background":
+        bg = scene.background
+        taken = {obj.colour for obj in scene.objects} | {bg.gradient_to}
+        colour = _other([c for c in COLOURS if c not in taken], bg.colour, rng)
+        return replace(scene, background=replace(bg, colour=colour))
+    index = rng.randrange(len(scene.objects))
+    obj = scene.objects[index]
+    changed: SceneObject | None
+    if attribute == "colour":
+        avoid = _background_colours(scene.background)
+        changed = replace(
+            obj, colour=_other([c for c in COLOURS if c not in avoid], obj.colour, rng)
+        )
+    elif attribute == "shape":
+        changed = replace(obj, shape=_other(SHAPES, obj.shape, rng))
+    elif attribute == "fill":
+        changed = replace(obj, fill=_other(FILLS, obj.fill, rng))
+    elif attribute == "size":
+        changed = replace(obj, size=_other(SIZES, obj.size, rng))
+    elif attribute == "position":
+        taken = {o.position for o in scene.objects}
+        free = [p for p in POSITIONS if p not in taken]
+        changed = replace(obj, position=rng.choice(free)) if obj.position and free else None
+    elif attribute == "count":
+        changed = _recount(scene, obj, rng)
+    else:
+        raise ValueError(f"unknown attribute {attribute!r}; one of {', '.join(ATTRIBUTES)}")
+    if changed is None:
+        return None
+    objects = list(scene.objects)
+    objects[index] = changed
+    return replace(scene, objects=tuple(objects))
+
+
+def _recount(scene: Scene, obj: SceneObject, rng: random.Random) -> SceneObject | None:
+    room = MAX_OBJECTS - scene.total_objects + obj.count
+    counts = [n for n in range(1, room + 1) if n != obj.count]
+    if not counts:
+        return None
+    count = rng.choice(counts)
+    if count == 1:
+        taken = {o.position for o in scene.objects}
+        return replace(obj, count=1, position=rng.choice([p for p in POSITIONS if p not in taken]))
+    return replace(obj, count=count, position=None)
+
+
+def _other(options: Sequence[str], current: str, rng: random.Random) -> str:
+    return rng.choice([option for option in options if option != current] or [current])
 
 
 def complete_scene(partial: PartialScene, rng: random.Random) -> Scene:

@@ -101,16 +101,7 @@ class Nodes:
         }
 
     def caption(self, state: ArpoState, reference: torch.Tensor, use_llm: bool) -> str:
-        chat = self.tools.chat if use_llm else None
-        if chat is None:
-            return self.tools.interrogator.caption(reference)
-        image = self.tools.store.get_image(state["reference"])
-        message = chat.user_message(prompts.CAPTION, [("Image:", image)])
-        try:
-            return chat.ask(prompts.Caption, [message]).prompt.strip()
-        except LLMOutputError as error:
-            log.warning("LLM caption failed (%s); using CLIP interrogation", error)
-            return self.tools.interrogator.caption(reference)
+        return caption_reference(self.tools, state["reference"], reference, use_llm)
 
     @timed
     def generate(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
@@ -306,6 +297,24 @@ class Nodes:
     @staticmethod
     def after_stop_check(state: ArpoState) -> str:
         return "finalize" if state.get("stop_reason") else "generate"
+
+
+def caption_reference(
+    tools: Toolbox, reference: str, embedding: torch.Tensor, use_llm: bool
+) -> str:
+    """A starting prompt for the stored image ``reference``: the vision LLM's caption when
+    ``use_llm`` and an LLM is configured (CLIP interrogation if its answer does not parse),
+    else CLIP interrogation of ``embedding`` over the phrase vocabulary."""
+    chat = tools.chat if use_llm else None
+    if chat is None:
+        return tools.interrogator.caption(embedding)
+    image = tools.store.get_image(reference)
+    message = chat.user_message(prompts.CAPTION, [("Image:", image)])
+    try:
+        return chat.ask(prompts.Caption, [message]).prompt.strip()
+    except LLMOutputError as error:
+        log.warning("LLM caption failed (%s); using CLIP interrogation", error)
+        return tools.interrogator.caption(embedding)
 
 
 def _better(candidate: Rendered, best: Rendered | None, objective: str) -> bool:

@@ -98,57 +98,74 @@ class Interrogator:
 
 
 class OfflineProposer:
-    """CLIP-guided local search: candidates add, replace or drop one phrase of the prompt,
-    drawing new phrases from those most similar to the reference."""
+    """CLIP-guided local search over the vocabulary (steepest ascent, one phrase at a time).
+
+    It enumerates single edits of the prompt: drop a phrase, replace a phrase by another of
+    its category, or add a phrase of any category. Phrases considered for a slot are the
+    ``per_slot`` most similar to the reference in that category plus ``explore`` drawn at
+    random from the rest (a phrase can matter in context though weak alone). At most
+    ``max_edits`` edits are scored, in one CLIP batch, and the best ``count`` are returned.
+    """
 
     def __init__(
         self,
         scorer: ClipScorer,
         vocabulary: Vocabulary,
         *,
-        pool_size: int = 48,
+        per_slot: int = 24,
+        explore: int = 8,
+        max_edits: int = 512,
         ranker: PhraseRanker | None = None,
     ) -> None:
         self.scorer = scorer
         self.vocabulary = vocabulary
-        self.pool_size = pool_size
+        self.per_slot = per_slot
+        self.explore = explore
+        self.max_edits = max_edits
         self.ranker = ranker or PhraseRanker(scorer, vocabulary)
 
     def propose(
         self, prompt: str, reference: torch.Tensor, count: int, rng: random.Random
     ) -> list[str]:
         current = split_phrases(prompt)
-        present = {p.casefold() for p in current}
-        pool = [r for r in self.ranker.rank(reference) if r.phrase.casefold() not in present][
-            : self.pool_size
-        ]
-        candidates: dict[str, None] = {}
-        for _ in range(count * 8):
-            if len(candidates) >= count or (not pool and len(current) < 2):
-                break
-            edited = self._edit(current, pool, rng)
-            text = join_phrases(edited)
-            if text and text != prompt:
-                candidates.setdefault(text, None)
-        return list(candidates)
+        edits = self._edits(current, self._slots(current, reference, rng))
+        edits.pop(join_phrases(current), None)
+        texts = list(edits)
+        if len(texts) > self.max_edits:
+            texts = rng.sample(texts, self.max_edits)
+        if not texts:
+            return []
+        scores = self.scorer.text_similarity(texts, reference)
+        ranked = sorted(zip(scores, texts, strict=True), key=lambda pair: pair[0], reverse=True)
+        return [text for _, text in ranked[:count]]
 
-    def _edit(self, current: list[str], pool: list[RankedPhrase], rng: random.Random) -> list[str]:
-        operations = ["add"] * 5 + ["replace"] * 3 + ["drop"] * 2
-        operation = rng.choice(operations) if current else "add"
-        if operation == "drop" and len(current) > 1:
-            dropped = rng.randrange(len(current))
-            return [p for i, p in enumerate(current) if i != dropped]
-        if not pool:
-            return current
-        # favour the best phrases: pick from the top of the pool more often
-        new = pool[min(int(rng.expovariate(1 / 8)), len(pool) - 1)]
-        if operation == "replace" and current:
-            same = [
-                i for i, p in enumerate(current) if self.vocabulary.category_of(p) == new.category
-            ]
-            index = rng.choice(same) if same else rng.randrange(len(current))
-            return [new.phrase if i == index else p for i, p in enumerate(current)]
-        return [*current, new.phrase]
+    def _slots(
+        self, current: list[str], reference: torch.Tensor, rng: random.Random
+    ) -> dict[str, list[str]]:
+        """Per category, the phrases to try: the best ones, then a few at random."""
+        present = {p.casefold() for p in current}
+        by_category: dict[str, list[str]] = {}
+        for item in self.ranker.rank(reference):
+            if item.phrase.casefold() not in present:
+                by_category.setdefault(item.category, []).append(item.phrase)
+        slots = {}
+        for category, phrases in by_category.items():
+            best, rest = phrases[: self.per_slot], phrases[self.per_slot :]
+            slots[category] = best + rng.sample(rest, min(self.explore, len(rest)))
+        return slots
+
+    def _edits(self, current: list[str], slots: dict[str, list[str]]) -> dict[str, None]:
+        edits: dict[str, None] = {}
+        everything = [phrase for options in slots.values() for phrase in options]
+        for i, phrase in enumerate(current):
+            if len(current) > 1:
+                edits[join_phrases(current[:i] + current[i + 1 :])] = None
+            category = self.vocabulary.category_of(phrase)
+            for option in slots.get(category, everything) if category else everything:
+                edits[join_phrases([*current[:i], option, *current[i + 1 :]])] = None
+        for option in everything:
+            edits[join_phrases([*current, option])] = None
+        return edits
 
 
 def _fingerprint(reference: Any) -> bytes:

@@ -77,6 +77,10 @@ class Toolbox:
         def build() -> Renderer:
             from arpo.tools.t2i import DiffusersRenderer
 
+            if self.preset and self.preset.renderer == "demo":
+                from arpo.demo.render import DemoRenderer
+
+                return DemoRenderer()
             ref = self.preset.t2i_model if self.preset else self.settings.t2i_model
             return DiffusersRenderer.from_pretrained(
                 ref,
@@ -131,7 +135,10 @@ class Toolbox:
         def build() -> Vocabulary:
             from arpo.tools.vocabulary import load_vocabulary
 
-            return load_vocabulary(self.settings.vocabulary_dir)
+            folder = self.settings.vocabulary_dir
+            if folder is None and self.preset is not None:
+                folder = self.preset.vocabulary_dir
+            return load_vocabulary(folder)
 
         return self._get("vocabulary", build)
 
@@ -165,11 +172,16 @@ class Toolbox:
         from arpo.tools.clip import check_clip_ref
         from arpo.tools.loading import check_diffusers_ref
 
-        if self._given.get("backend") is None:
-            ref = self.preset.t2i_model if self.preset else self.settings.t2i_model
-            check_diffusers_ref(ref, "ARPO_T2I_MODEL")
-        if self._given.get("scorer") is None and not self.preset:
-            check_clip_ref(self.settings.clip_model, self.settings.clip_pretrained)
+        preset = self.preset
+        if self._given.get("backend") is None and not (preset and preset.renderer == "demo"):
+            check_diffusers_ref(
+                preset.t2i_model if preset else self.settings.t2i_model, "ARPO_T2I_MODEL"
+            )
+        if self._given.get("scorer") is None:
+            if preset:
+                check_clip_ref(preset.clip_model, preset.clip_pretrained)
+            else:
+                check_clip_ref(self.settings.clip_model, self.settings.clip_pretrained)
         self.scorer  # noqa: B018
         self.backend  # noqa: B018
 

@@ -23,17 +23,23 @@ from arpo.errors import InvalidOptionError
 
 log = logging.getLogger(__name__)
 
-PRESETS = ("tiny",)
+PRESETS = ("tiny", "demo")
 
 
 @dataclass(frozen=True)
 class PresetModels:
-    """Where a preset's models live, and the run-option defaults that suit them."""
+    """Where a preset's models live, and the run-option defaults that suit them.
+
+    ``renderer`` is "diffusers" (``t2i_model`` is a diffusers folder) or "demo" (the demo
+    world's procedural renderer, ``t2i_model`` is its name).
+    """
 
     t2i_model: str
     clip_model: str
     clip_pretrained: str | None
     option_defaults: dict[str, Any] = field(default_factory=dict)
+    renderer: str = "diffusers"
+    vocabulary_dir: Path | None = None
 
 
 @cache
@@ -48,6 +54,8 @@ def preset_spec(name: str) -> dict[str, Any]:
 def prepare_preset(name: str, presets_dir: Path) -> PresetModels:
     """Build the preset's models on first use (once per data directory) and say where they are."""
     spec = preset_spec(name)
+    if name == "demo":
+        return _demo_models(spec)
     root = presets_dir / name
     t2i_dir, clip_dir = root / "t2i", root / "clip"
     if not (t2i_dir / "model_index.json").is_file():
@@ -59,6 +67,22 @@ def prepare_preset(name: str, presets_dir: Path) -> PresetModels:
         clip_model=f"local-dir:{clip_dir}",
         clip_pretrained=None,
         option_defaults=dict(spec.get("option_defaults", {})),
+    )
+
+
+def _demo_models(spec: dict[str, Any]) -> PresetModels:
+    """The demo world ships with the package: nothing to build."""
+    from arpo.demo.clip_model import demo_clip_dir
+    from arpo.demo.render import DemoRenderer
+    from arpo.demo.vocabulary_build import demo_vocabulary_dir
+
+    return PresetModels(
+        t2i_model=DemoRenderer.name,
+        clip_model=f"local-dir:{demo_clip_dir()}",
+        clip_pretrained=None,
+        option_defaults=dict(spec.get("option_defaults", {})),
+        renderer=spec["renderer"],
+        vocabulary_dir=demo_vocabulary_dir(),
     )
 
 

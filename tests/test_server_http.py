@@ -1,0 +1,140 @@
+"""The streamable-HTTP transport: bearer token on every request, DNS-rebinding protection, and
+no non-loopback binding without a token. uvicorn runs in a thread on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import httpx2
+import pytest
+import uvicorn
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from pydantic import SecretStr
+
+from arpo.config import Settings
+from arpo.errors import InvalidOptionError
+from arpo.server import build_server, http_app
+from arpo.tools.toolbox import Toolbox
+
+TOKEN = "s3cret-token"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "0"},
+    },
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def serve_in_thread(app: Any) -> Iterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture
+def toolbox(tiny_settings: Settings, tiny_models: Toolbox) -> Toolbox:
+    settings = tiny_settings.model_copy(update={"auth_token": SecretStr(TOKEN)})
+    return Toolbox(settings, renderer=tiny_models.backend, scorer=tiny_models.scorer)
+
+
+@pytest.fixture
+def url(toolbox: Toolbox) -> Iterator[str]:
+    yield from serve_in_thread(http_app(build_server(toolbox), toolbox.settings))
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", f"Basic {TOKEN}", "Bearer"])
+def test_missing_or_wrong_token_is_401(url: str, authorization: str | None) -> None:
+    headers = dict(MCP_HEADERS)
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    response = httpx.post(url, json=INITIALIZE, headers=headers, timeout=10)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "bearer token" in response.json()["error"]
+
+
+def test_right_token_serves_and_tools_work(url: str) -> None:
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {TOKEN}"}
+    assert httpx.post(url, json=INITIALIZE, headers=headers, timeout=10).status_code == 200
+
+    async def main() -> Any:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with (
+            httpx2.AsyncClient(headers=headers) as http,
+            Client(streamable_http_client(url, http_client=http)) as client,
+        ):
+            tools = await client.list_tools()
+            generated = await client.call_tool("generate_image", {"prompt": "a red square"})
+            return tools, generated
+
+    tools, generated = anyio.run(main)
+    assert "reverse_prompt" in {tool.name for tool in tools.tools}
+    assert not generated.is_error
+
+
+def test_dns_rebinding_protection_rejects_foreign_hosts(url: str) -> None:
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {TOKEN}", "Host": "evil.example:8000"}
+    response = httpx.post(url, json=INITIALIZE, headers=headers, timeout=10)
+    assert response.status_code in (403, 421)
+    origin = {**MCP_HEADERS, "Authorization": f"Bearer {TOKEN}", "Origin": "http://evil.example"}
+    assert httpx.post(url, json=INITIALIZE, headers=origin, timeout=10).status_code == 403
+
+
+def test_loopback_without_token_serves(tiny_settings: Settings, tiny_models: Toolbox) -> None:
+    toolbox = Toolbox(tiny_settings, renderer=tiny_models.backend, scorer=tiny_models.scorer)
+    for url in serve_in_thread(http_app(build_server(toolbox), toolbox.settings)):
+        response = httpx.post(url, json=INITIALIZE, headers=MCP_HEADERS, timeout=10)
+        assert response.status_code == 200
+
+
+def test_other_addresses_need_a_token(tiny_settings: Settings) -> None:
+    server = build_server(Toolbox(tiny_settings))
+    with pytest.raises(InvalidOptionError, match="ARPO_AUTH_TOKEN"):
+        http_app(server, tiny_settings, host="0.0.0.0")
+    with_token = tiny_settings.model_copy(update={"auth_token": SecretStr(TOKEN)})
+    assert http_app(server, with_token, host="0.0.0.0") is not None
+
+
+def test_cli_refuses_public_bind_without_token(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARPO_")}
+    env["ARPO_HOME"] = str(tmp_path / "home")
+    arpo = str(Path(sys.executable).with_name("arpo"))
+    done = subprocess.run(
+        [arpo, "serve", "--transport", "http", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "ARPO_AUTH_TOKEN" in done.stderr
