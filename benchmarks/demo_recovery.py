@@ -6,6 +6,8 @@ and reports, for the initial interrogation (iteration 0) and the final prompt:
   * image-image CLIP similarity between the prompt's render and the reference.
 
     python benchmarks/demo_recovery.py [--scenes 30] [--objects 1 2 3] [--rerank 0]
+
+(default options: the demo preset's; --rerank 0 selects by text similarity alone)
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ def run(scenes: int, objects: list[int], options: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as home:
         toolbox = Toolbox(Settings(home=Path(home), preset="demo"))
         print(f"options: {options}")
-        header = "objects  scenes  recall: interrogation -> final      image sim: interrogation -> final    s/scene"
-        print(header)
+        print(
+            "objects  scenes  recall: interrogation -> final"
+            "      image sim: interrogation -> final    s/scene"
+        )
         for n in objects:
             rows: dict[str, list[float]] = {"r0": [], "r1": [], "s0": [], "s1": []}
             started = time.perf_counter()
@@ -63,11 +67,15 @@ def main() -> None:
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--candidates", type=int, default=None)
-    parser.add_argument("--rerank", type=int, default=0, help="rerank_top_k (0: off)")
+    parser.add_argument(
+        "--rerank", type=int, default=None, help="rerank_top_k (0: text objective only)"
+    )
     args = parser.parse_args()
-    options = {"iterations": args.iterations, "candidates": args.candidates}
-    if args.rerank:
-        options["rerank_top_k"] = args.rerank
+    options = {
+        "iterations": args.iterations,
+        "candidates": args.candidates,
+        "rerank_top_k": args.rerank,
+    }
     run(args.scenes, args.objects, {k: v for k, v in options.items() if v is not None})
 
 

@@ -455,34 +455,3 @@ def test_stdio_subprocess(presets_home: Path, tmp_path: Path, images: Path) -> N
     assert not out["reverse"].is_error, text_of(out["reverse"])
     assert out["reverse"].structured_content["iterations"] == 2
     assert len([e for e in events if e.startswith("iteration")]) == 2
-
-
-def test_stdio_demo_preset_recovers_colour_and_shape(tmp_path: Path) -> None:
-    """On the demo world, an assistant's reverse_prompt call over stdio recovers what a
-    one-object scene shows."""
-    from arpo.demo.evaluate import heldout_scene, render_scene
-    from arpo.demo.scenes import attribute_hits
-
-    scene = heldout_scene(0, 1)
-    image = tmp_path / "scene.png"
-    render_scene(scene, 0).save(image)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARPO_")}
-    env.update({"ARPO_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"})
-    params = StdioServerParameters(
-        command=str(Path(sys.executable).with_name("arpo")),
-        args=["serve", "--preset", "demo"],
-        env=env,
-        cwd=str(tmp_path),
-    )
-
-    async def main() -> CallToolResult:
-        with anyio.fail_after(300):
-            async with Client(params) as client:
-                return await client.call_tool("reverse_prompt", {"image": str(image)})
-
-    result = run(main)
-    assert not result.is_error, text_of(result)
-    prompt = result.structured_content["best_prompt"]
-    hits, _ = attribute_hits(scene, prompt)
-    obj = scene.objects[0]
-    assert f"colour {obj.colour}" in hits and f"shape {obj.shape}" in hits, prompt
