@@ -198,3 +198,11 @@ def test_propose_with_nothing_to_do_returns_nothing():
     tiny = Vocabulary.from_mapping({"subject": ["a cat"]})
     proposer = OfflineProposer(WordScorer(WEIGHTS), tiny)
     assert proposer.propose("a cat", REFERENCE, 4, random.Random(0)) == []
+
+
+def test_candidates_spread_over_the_prompt_before_repeating_a_place():
+    from arpo.tools.phrases import _diverse
+
+    ranked = [("at 0", "a"), ("at 0", "b"), ("at 1", "c"), ("add style", "d"), ("at 0", "e")]
+    assert _diverse(ranked, 3) == ["a", "c", "d"]  # the best edit of each place, best first
+    assert _diverse(ranked, 4) == ["a", "b", "c", "d"]  # then the rest, by score

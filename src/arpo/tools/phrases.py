@@ -137,7 +137,7 @@ class OfflineProposer:
             return []
         scores = self.scorer.text_similarity(texts, reference)
         ranked = sorted(zip(scores, texts, strict=True), key=lambda pair: pair[0], reverse=True)
-        return [text for _, text in ranked[:count]]
+        return _diverse([(edits[text], text) for _, text in ranked], count)
 
     def _slots(
         self, current: list[str], reference: torch.Tensor, rng: random.Random
@@ -154,18 +154,37 @@ class OfflineProposer:
             slots[category] = best + rng.sample(rest, min(self.explore, len(rest)))
         return slots
 
-    def _edits(self, current: list[str], slots: dict[str, list[str]]) -> dict[str, None]:
-        edits: dict[str, None] = {}
+    def _edits(self, current: list[str], slots: dict[str, list[str]]) -> dict[str, str]:
+        """Every single edit, mapped to where it acts (a phrase's position, or an added
+        category), so the returned candidates can spread over the prompt."""
+        edits: dict[str, str] = {}
         everything = [phrase for options in slots.values() for phrase in options]
         for i, phrase in enumerate(current):
             if len(current) > 1:
-                edits[join_phrases(current[:i] + current[i + 1 :])] = None
+                edits.setdefault(join_phrases(current[:i] + current[i + 1 :]), f"at {i}")
             category = self.vocabulary.category_of(phrase)
             for option in slots.get(category, everything) if category else everything:
-                edits[join_phrases([*current[:i], option, *current[i + 1 :]])] = None
-        for option in everything:
-            edits[join_phrases([*current, option])] = None
+                edits.setdefault(join_phrases([*current[:i], option, *current[i + 1 :]]), f"at {i}")
+        for category, options in slots.items():
+            for option in options:
+                edits.setdefault(join_phrases([*current, option]), f"add {category}")
         return edits
+
+
+def _diverse(ranked: list[tuple[str, str]], count: int) -> list[str]:
+    """The best edit of each place first, then the rest by score: ``count`` near-copies that
+    all edit the same phrase would waste a rerank's renders."""
+    firsts: dict[str, str] = {}
+    for place, text in ranked:
+        firsts.setdefault(place, text)
+    chosen = list(dict.fromkeys([*firsts.values()][:count]))
+    for _, text in ranked:
+        if len(chosen) >= count:
+            break
+        if text not in chosen:
+            chosen.append(text)
+    order = {text: i for i, (_, text) in enumerate(ranked)}
+    return sorted(chosen, key=order.__getitem__)
 
 
 def _fingerprint(reference: Any) -> bytes:
