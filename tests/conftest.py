@@ -67,3 +67,15 @@ def reference_png(tmp_path: Path) -> Path:
     path = tmp_path / "reference.png"
     Image.fromarray(pixels).save(path)
     return path
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face cache with HF_HUB_OFFLINE=1: nothing is cached, nothing fetched."""
+    import huggingface_hub
+
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache

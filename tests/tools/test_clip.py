@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
@@ -159,15 +158,6 @@ def test_image_similarity_of_an_image_to_itself_is_one(tiny_models):
 
 
 # --------------------------------------------------------------------------- reference checks
-
-
-@pytest.fixture
-def empty_hub_cache(tmp_path, monkeypatch):
-    cache = tmp_path / "hf-cache"
-    cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return cache
 
 
 def test_local_dir_without_config(tmp_path):

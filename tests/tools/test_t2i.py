@@ -10,7 +10,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import huggingface_hub.constants
 import numpy as np
 import pytest
 from PIL import Image
@@ -220,15 +219,6 @@ def test_cache_needs_one_seed_per_prompt(tmp_path):
 
 
 # --------------------------------------------------------------------------- model references
-
-
-@pytest.fixture
-def empty_hub_cache(tmp_path, monkeypatch):
-    cache = tmp_path / "hf-cache"
-    cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return cache
 
 
 def test_local_dir_without_model_index_is_rejected(tmp_path):
