@@ -59,6 +59,8 @@ class Result:
     best_render: Path
     reference: Path
     report: Path
+    best_render_id: str  # artifact ids in the store (what the MCP tools hand out)
+    reference_id: str
 
     @classmethod
     def from_export(cls, run_dir: Path, result: dict[str, Any]) -> Result:
@@ -76,6 +78,8 @@ class Result:
             history=result["history"],
             best_render=run_dir / best["render"],
             reference=run_dir / result["reference"],
+            best_render_id=best["artifact"],
+            reference_id=result["reference_artifact"],
             report=run_dir / "report.html",
         )
 

@@ -106,6 +106,7 @@ def export_run(
         "models": record.models,
         "options": record.options,
         "reference": "reference.png",
+        "reference_artifact": record.reference,
         "initial_prompt": history[0]["prompt"] if history else record.initial_prompt,
         "best": {
             "prompt": best["prompt"],
@@ -113,6 +114,7 @@ def export_run(
             "image_score": best["image_score"],
             "iteration": best["iteration"],
             "render": "best.png",
+            "artifact": best["renders"][0],
         },
         "iterations": max(0, len(history) - 1),
         "history": history,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import hashlib
 import hmac
 import json
 import logging
@@ -589,15 +588,10 @@ def run_uri(run_id: str) -> str:
     return RUN_URI.format(run_id=run_id)
 
 
-def _sha256(path: Path) -> str:
-    """Exported images are copies of store PNGs, so their sha256 is their artifact id."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _run_result(result: api.Result) -> CallToolResult:
     from arpo.tools.images import load_image
 
-    best, reference = _sha256(result.best_render), _sha256(result.reference)
+    best, reference = result.best_render_id, result.reference_id
     output = RunOutput(
         run_id=result.run_id,
         best_prompt=result.best_prompt,
@@ -624,10 +618,11 @@ def _run_result(result: api.Result) -> CallToolResult:
 
 
 def _generate_result(prompt: str, paths: Sequence[Path], seed: int) -> CallToolResult:
+    """``paths`` are artifact-store files (named by their artifact id)."""
     from arpo.tools.images import load_image
 
     images = [
-        RenderedImage(artifact_id=_sha256(p), uri=artifact_uri(_sha256(p)), seed=seed + k)
+        RenderedImage(artifact_id=p.stem, uri=artifact_uri(p.stem), seed=seed + k)
         for k, p in enumerate(paths)
     ]
     output = GenerateOutput(prompt=prompt, images=images)
