@@ -20,6 +20,8 @@ from arpo.errors import ArpoError, InvalidOptionError
 
 if TYPE_CHECKING:
     from arpo.graph.context import RunOptions
+    from arpo.remix.compose import Composed
+    from arpo.remix.parts import PromptParts
     from arpo.runs import RunRecord
     from arpo.tools.toolbox import Toolbox
 
@@ -177,9 +179,28 @@ def _run(
             _mark(records, record, "interrupted", f"{type(error).__name__}: {error}")
             raise
         state = graph.get_state(config).values
-    result = export_run(record, state, toolbox.store)
+    result = export_run(record, state, toolbox.store, _run_decomposition(toolbox, state, options))
     _mark(records, record, "finished", None)
     return Result.from_export(record.run_dir, result)
+
+
+def _run_decomposition(
+    toolbox: Toolbox, state: dict[str, Any], options: RunOptions
+) -> dict[str, Any] | None:
+    """The best prompt's components, by the phrase vocabulary: no model or LLM call, so
+    finishing a run stays instant and cannot fail on a remote service."""
+    from arpo.remix.decompose import decompose_offline
+
+    prompt = (state.get("best") or {}).get("prompt") or ""
+    if not prompt.strip():
+        return None
+    parts = decompose_offline(
+        prompt,
+        toolbox.vocabulary,
+        negative_prompt=options.negative_prompt,
+        overrides=_component_overrides(toolbox),
+    )
+    return parts.as_dict()
 
 
 def _finished_or_missing(graph: Any, config: dict[str, Any], record: RunRecord) -> None:
@@ -350,3 +371,346 @@ def caption(image: Any, *, toolbox: Toolbox | None = None, use_llm: bool = True)
     digest = toolbox.store.put_image(picture)
     embedding = toolbox.scorer.encode_images([picture], keys=[digest])[0]
     return caption_reference(toolbox, digest, embedding, use_llm)
+
+
+# --------------------------------------------------------------------------- remixing
+
+RENDER_OPTIONS = ("negative_prompt", "steps", "guidance", "width", "height")
+
+
+@dataclass(frozen=True)
+class RemixSource:
+    """One prompt a remix starts from: given as text, or a finished run's best prompt."""
+
+    role: str  # original, content or style
+    prompt: str
+    parts: PromptParts
+    run_id: str | None = None
+    seed: int | None = None
+    render_options: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Remix:
+    """An edited or fused prompt, its components, and its render beside its sources'."""
+
+    kind: str  # edit or fuse
+    remix_id: str
+    remix_dir: Path
+    prompt: str
+    negative_prompt: str
+    parts: PromptParts
+    cut: list[str]  # phrases left out to fit the model's token limit
+    seed: int
+    render: Path
+    render_id: str
+    sources: list[dict[str, Any]]  # role, prompt, run_id, render, render_id
+    notes: list[str]
+    report: Path
+
+
+@dataclass(frozen=True)
+class Variations:
+    prompt: str
+    seeds: list[int]
+    renders: list[Path]
+    render_ids: list[str]
+
+
+def decompose(
+    prompt: str,
+    *,
+    negative_prompt: str = "",
+    toolbox: Toolbox | None = None,
+    use_llm: bool = True,
+) -> PromptParts:
+    """``prompt`` as components (content, setting, composition, medium, style, lighting,
+    palette, detail, negative): the LLM's split when ``use_llm`` and one is configured, else
+    the phrase vocabulary's."""
+    from arpo.remix.decompose import decompose_offline, require_prompt
+    from arpo.remix.llm import decompose_with_llm
+
+    prompt = require_prompt(prompt)
+    toolbox = toolbox or get_toolbox()
+    overrides = _component_overrides(toolbox)
+    if use_llm and toolbox.chat is not None:
+        return decompose_with_llm(
+            prompt,
+            toolbox.chat,
+            toolbox.vocabulary,
+            negative_prompt=negative_prompt,
+            overrides=overrides,
+        )
+    return decompose_offline(
+        prompt, toolbox.vocabulary, negative_prompt=negative_prompt, overrides=overrides
+    )
+
+
+def compose(parts: PromptParts, *, toolbox: Toolbox | None = None) -> Composed:
+    """``parts`` as one prompt for the configured text-to-image model (comma-separated and
+    cut to 75 CLIP tokens for CLIP-encoder models, sentences for long text encoders)."""
+    from arpo.remix.compose import compose as compose_parts
+    from arpo.remix.compose import target_for_model
+
+    toolbox = toolbox or get_toolbox()
+    return compose_parts(parts, target_for_model(toolbox.describe_models()["t2i"] or ""))
+
+
+def edit_prompt(
+    source: str,
+    changes: dict[str, str] | None = None,
+    instruction: str | None = None,
+    *,
+    seed: int | None = None,
+    toolbox: Toolbox | None = None,
+    use_llm: bool = True,
+    **render_options: Any,
+) -> Remix:
+    """Change some components of a prompt (or of a finished run's best prompt, by run id) and
+    render the result with the original's seed, beside the original's render.
+
+    ``changes`` replace whole components (``{"style": "ukiyo-e woodblock print"}``; an empty
+    value clears one); ``instruction`` is free text ("make it night"), applied by the LLM when
+    ``use_llm`` and one is configured, else by vocabulary replacement.
+    """
+    from arpo.remix.edit import apply_instruction_offline
+    from arpo.remix.llm import edit_with_llm
+
+    changes = dict(changes or {})
+    instruction = (instruction or "").strip()
+    if not changes and not instruction:
+        raise InvalidOptionError(
+            "nothing to change: give component changes (e.g. style='watercolor painting') "
+            "and/or an instruction (e.g. 'make it night')."
+        )
+    toolbox = toolbox or get_toolbox()
+    original = _remix_source(source, "original", toolbox, use_llm=use_llm)
+    parts, notes = original.parts.with_changes(changes), []
+    if instruction:
+        chat = toolbox.chat if use_llm else None
+        if chat is not None:
+            parts = edit_with_llm(parts, instruction, chat)
+            notes.append(f"instruction applied by the LLM: {instruction}")
+        else:
+            parts, notes = apply_instruction_offline(
+                parts, instruction, toolbox.vocabulary, _component_overrides(toolbox)
+            )
+    return _finish_remix("edit", [original], parts, notes, seed, toolbox, render_options)
+
+
+def fuse(
+    content_from: Any,
+    style_from: Any,
+    *,
+    seed: int | None = None,
+    toolbox: Toolbox | None = None,
+    use_llm: bool = True,
+    reverse_options: dict[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+    **render_options: Any,
+) -> Remix:
+    """The content components (content, setting, composition, detail) of one source with the
+    style components (medium, style, lighting, palette) of the other, rendered.
+
+    Each source is a prompt, a finished run's id (its best prompt is reused), or an image (a
+    path, bytes or PIL image), which is reverse-prompted first with ``reverse_options``.
+    """
+    from arpo.remix.edit import fuse_parts
+
+    toolbox = toolbox or get_toolbox()
+    sides = [
+        _remix_source(
+            side,
+            role,
+            toolbox,
+            use_llm=use_llm,
+            images=True,
+            reverse_options=reverse_options,
+            on_progress=on_progress,
+        )
+        for side, role in ((content_from, "content"), (style_from, "style"))
+    ]
+    parts = fuse_parts(sides[0].parts, sides[1].parts)
+    notes = [
+        "content, setting, composition and detail from the content source; medium, style, "
+        "lighting and palette from the style source"
+    ]
+    return _finish_remix("fuse", sides, parts, notes, seed, toolbox, render_options)
+
+
+def vary(
+    source: str,
+    *,
+    count: int = 4,
+    seed: int | None = None,
+    toolbox: Toolbox | None = None,
+    **render_options: Any,
+) -> Variations:
+    """Render a prompt (or a finished run's best prompt) with ``count`` seeds in one batch:
+    seeds ``seed .. seed+count-1`` (a random first seed when None)."""
+    import random
+
+    if not 1 <= count <= 64:
+        raise InvalidOptionError(f"count={count}: render 1 to 64 variations at a time.")
+    toolbox = toolbox or get_toolbox()
+    origin = _remix_source(source, "original", toolbox, use_llm=False)
+    first = random.SystemRandom().randrange(2**31 - count) if seed is None else seed
+    options = {**(origin.render_options or {}), **_given(render_options)}
+    paths = generate(origin.prompt, seed=first, count=count, toolbox=toolbox, **options)
+    return Variations(
+        prompt=origin.prompt,
+        seeds=[first + k for k in range(count)],
+        renders=paths,
+        render_ids=[path.stem for path in paths],
+    )
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(RENDER_OPTIONS))
+    if unknown:
+        raise InvalidOptionError(
+            f"unknown render option(s): {', '.join(unknown)}; known: {', '.join(RENDER_OPTIONS)}."
+        )
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _component_overrides(toolbox: Toolbox) -> dict[str, str]:
+    return dict(toolbox.preset.vocabulary_components) if toolbox.preset else {}
+
+
+def _remix_source(
+    source: Any,
+    role: str,
+    toolbox: Toolbox,
+    *,
+    use_llm: bool,
+    images: bool = False,
+    reverse_options: dict[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> RemixSource:
+    """A prompt, a finished run's id, or (``images``) an image to reverse-prompt first."""
+    from arpo.runs import RUN_ID
+
+    if isinstance(source, str) and RUN_ID.fullmatch(source.strip()):
+        return _run_source(source.strip(), role, toolbox)
+    if images and _is_image(source):
+        options = {"strategy": "auto", **(reverse_options or {})}
+        result = reverse_prompt(source, toolbox=toolbox, on_progress=on_progress, **options)
+        return _run_source(result.run_id, role, toolbox)
+    if not isinstance(source, str):
+        raise InvalidOptionError(
+            f"the {role} source must be a prompt, a run id"
+            + (" or an image" if images else "")
+            + f", not {type(source).__name__}."
+        )
+    parts = decompose(source, toolbox=toolbox, use_llm=use_llm)
+    return RemixSource(role=role, prompt=source.strip(), parts=parts)
+
+
+def _is_image(source: Any) -> bool:
+    if isinstance(source, (bytes, Path)) or hasattr(source, "convert"):  # PIL images convert
+        return True
+    if not isinstance(source, str) or "," in source or len(source) > 1024:
+        return False
+    text = source.strip()
+    suffix = Path(text).suffix.lower()
+    return suffix in {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"} or (
+        Path(text).expanduser().is_file()
+    )
+
+
+def _run_source(run_id: str, role: str, toolbox: Toolbox) -> RemixSource:
+    """A finished run's best prompt, its stored decomposition and its render settings."""
+    import json
+
+    from arpo.graph.context import RunOptions
+    from arpo.remix.parts import PromptParts
+    from arpo.runs import RunRecords
+
+    record = RunRecords(toolbox.settings.runs_dir).load(run_id)
+    result_file = record.run_dir / "result.json"
+    if record.status != "finished" or not result_file.is_file():
+        raise InvalidOptionError(
+            f"run '{run_id}' is {record.status}, not finished; continue it with "
+            f"`arpo invert --resume {run_id}` (or resume_run), then remix it."
+        )
+    result = json.loads(result_file.read_text())
+    options = RunOptions(**record.options)
+    stored = result.get("decomposition")
+    prompt = result["best"]["prompt"]
+    parts = (
+        PromptParts.model_validate(stored)
+        if stored
+        else decompose(prompt, negative_prompt=options.negative_prompt, toolbox=toolbox)
+    )
+    render_options = {name: getattr(options, name) for name in RENDER_OPTIONS}
+    return RemixSource(role, prompt, parts, run_id, options.seed, render_options)
+
+
+def _finish_remix(
+    kind: str,
+    sources: list[RemixSource],
+    parts: PromptParts,
+    notes: list[str],
+    seed: int | None,
+    toolbox: Toolbox,
+    render_options: dict[str, Any],
+) -> Remix:
+    """Compose, render the remix and its sources with one seed, and record it."""
+    from arpo.graph.context import RunOptions
+    from arpo.remix.records import RemixRecord, save_remix
+
+    if parts.is_empty():
+        raise InvalidOptionError(
+            "the change leaves every component empty; keep at least a content phrase."
+        )
+    composed = compose(parts, toolbox=toolbox)
+    if composed.cut:
+        notes = [*notes, f"cut to fit {composed.max_tokens} tokens: {', '.join(composed.cut)}"]
+    first = sources[0]
+    seed = seed if seed is not None else (first.seed if first.seed is not None else 0)
+    options = {**(first.render_options or {}), **_given(render_options)}
+    run_options = RunOptions.build(
+        toolbox.option_defaults,
+        seed=seed,
+        **{**options, "negative_prompt": composed.negative_prompt},
+    )
+    params = run_options.render_params
+    renders = toolbox.renderer.render([composed.prompt], [seed], params)
+    for source in sources:  # each with its own negative prompt: only the change differs
+        own = replace(params, negative_prompt=source.parts.negative)
+        renders += toolbox.renderer.render([source.prompt], [seed], own)
+    record = RemixRecord.new(
+        kind=kind,
+        prompt=composed.prompt,
+        negative_prompt=composed.negative_prompt,
+        parts=parts.as_dict(),
+        cut=composed.cut,
+        seed=seed,
+        render=renders[0],
+        sources=[
+            {"role": s.role, "prompt": s.prompt, "run_id": s.run_id, "render": digest}
+            for s, digest in zip(sources, renders[1:], strict=True)
+        ],
+        notes=notes,
+        options=run_options.to_dict(),
+    )
+    remix_dir = save_remix(record, toolbox.settings.home / "remixes", toolbox.store)
+    return Remix(
+        kind=kind,
+        remix_id=record.remix_id,
+        remix_dir=remix_dir,
+        prompt=composed.prompt,
+        negative_prompt=composed.negative_prompt,
+        parts=parts,
+        cut=composed.cut,
+        seed=seed,
+        render=toolbox.store.path(renders[0]),
+        render_id=renders[0],
+        sources=[
+            {**source, "render_id": source["render"], "render": toolbox.store.path(digest)}
+            for source, digest in zip(record.sources, renders[1:], strict=True)
+        ],
+        notes=notes,
+        report=remix_dir / "report.html",
+    )

@@ -25,7 +25,7 @@ from urllib.parse import quote
 from arpo.errors import ArpoError, RunNotFoundError
 from arpo.tools.store import atomic_write
 
-__all__ = ["REPORT_NAME", "render_report", "write_report"]
+__all__ = ["REPORT_NAME", "render_remix_report", "render_report", "write_report"]
 
 REPORT_NAME = "report.html"
 RESULT_NAME = "result.json"
@@ -270,6 +270,45 @@ def _images_section(result: Mapping[str, Any], best: Mapping[str, Any]) -> str:
         '<section class="card"><h2>Reference vs best render</h2>'
         f'<div class="pair">{reference}{best_render}</div></section>'
     )
+
+
+def render_remix_report(remix: Mapping[str, Any]) -> str:
+    """The HTML page for an edit or fusion (``remix.json`` as a mapping): the sources' renders
+    beside the result's, all with one seed, then each prompt and the result's components."""
+    kind = _text(remix.get("kind")) or "remix"
+    sources = [s for s in remix.get("sources") or [] if isinstance(s, Mapping)]
+    figures = [
+        _figure(
+            s.get("image"), f"{_text(s.get('role')).capitalize()}: {_text(s.get('prompt'))}", 320
+        )
+        for s in sources
+    ]
+    result = "Edited" if kind == "edit" else "Fused"
+    figures.append(_figure(remix.get("image"), f"{result}: {_text(remix.get('prompt'))}", 320))
+    parts = _mapping(remix.get("parts"))
+    components = [
+        (name, _esc(", ".join(value) if isinstance(value, list) else _text(value)) or "—")
+        for name, value in parts.items()
+    ]
+    rows = [
+        ("seed", _esc(remix.get("seed"))),
+        *(
+            (f"{_text(s.get('role'))} run", _esc(s.get("run_id")))
+            for s in sources
+            if s.get("run_id")
+        ),
+        ("cut to fit", _esc(", ".join(remix.get("cut") or [])) or "—"),
+        ("notes", "<br>".join(_esc(n) for n in remix.get("notes") or []) or "—"),
+    ]
+    body = (
+        f'<section class="card"><h1>arpo {_esc(kind)} {_esc(remix.get("remix_id"))}</h1>'
+        f'<pre class="best-prompt"><code>{_esc(remix.get("prompt"))}</code></pre>{_dl(rows)}'
+        "</section>"
+        f'<section class="card"><h2>Same seed, side by side</h2>'
+        f'<div class="pair">{"".join(figures)}</div></section>'
+        f'<section class="card"><h2>Components</h2>{_dl(components)}</section>'
+    )
+    return _page(f"arpo {kind}", body)
 
 
 # --------------------------------------------------------------------------- score chart

@@ -8,6 +8,7 @@ the loop's progress; the record holds what is needed to resume it.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from typing import Any
 from arpo.errors import RunNotFoundError
 from arpo.report import write_report
 from arpo.tools.store import ArtifactStore, atomic_write
+
+RUN_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
 
 
 def new_run_id() -> str:
@@ -81,8 +84,12 @@ def export_run(
     record: RunRecord,
     state: dict[str, Any],
     store: ArtifactStore,
+    decomposition: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write result.json, the reference, every render, the best render and report.html."""
+    """Write result.json, the reference, every render, the best render and report.html.
+
+    ``decomposition``: the best prompt's components (see :mod:`arpo.remix`), kept so edits
+    and fusions of the run start from them."""
     run_dir = record.run_dir
     (run_dir / "renders").mkdir(parents=True, exist_ok=True)
     _copy(store, record.reference, run_dir / "reference.png")
@@ -119,6 +126,7 @@ def export_run(
         "iterations": max(0, len(history) - 1),
         "history": history,
         "elapsed_s": state.get("elapsed_s"),
+        "decomposition": decomposition,
     }
     atomic_write(run_dir / "result.json", json.dumps(result, indent=2).encode())
     write_report(run_dir, result)

@@ -40,6 +40,9 @@ class PresetModels:
     option_defaults: dict[str, Any] = field(default_factory=dict)
     renderer: str = "diffusers"
     vocabulary_dir: Path | None = None
+    # vocabulary category -> prompt component, where the preset's words differ from the
+    # packaged vocabulary's (the demo world's colours are the objects', so content)
+    vocabulary_components: dict[str, str] = field(default_factory=dict)
 
 
 @cache
@@ -83,6 +86,7 @@ def _demo_models(spec: dict[str, Any]) -> PresetModels:
         option_defaults=dict(spec.get("option_defaults", {})),
         renderer=spec["renderer"],
         vocabulary_dir=demo_vocabulary_dir(),
+        vocabulary_components=dict(spec.get("vocabulary_components", {})),
     )
 
 
