@@ -388,6 +388,147 @@ def _result_summary(result: Any) -> dict[str, Any]:
     }
 
 
+def _changes(values: list[str]) -> dict[str, str]:
+    changes = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(
+                f"'{value}' is not COMPONENT=TEXT (e.g. --set style='ukiyo-e woodblock print')."
+            )
+        changes[name.strip()] = text
+    return changes
+
+
+def _remix_summary(remix: Any) -> dict[str, Any]:
+    return {
+        "remix_id": remix.remix_id,
+        "prompt": remix.prompt,
+        "negative_prompt": remix.negative_prompt,
+        "parts": remix.parts.as_dict(),
+        "cut": remix.cut,
+        "seed": remix.seed,
+        "render": str(remix.render),
+        "sources": [{**s, "render": str(s["render"])} for s in remix.sources],
+        "notes": remix.notes,
+        "report": str(remix.report),
+    }
+
+
+def _print_remix(remix: Any, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(_remix_summary(remix)))
+        return
+    for source in remix.sources:
+        out.print(f"{source['role']}: {source['prompt']}", highlight=False, soft_wrap=True)
+    out.print(f"[bold]{remix.kind}:[/bold] {remix.prompt}", highlight=False, soft_wrap=True)
+    for note in remix.notes:
+        out.print(f"  {note}", highlight=False, soft_wrap=True)
+    out.print(f"render (seed {remix.seed}): {remix.render}", highlight=False, soft_wrap=True)
+    out.print(f"report: {remix.report}", highlight=False, soft_wrap=True)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+SeedOption = Annotated[int | None, typer.Option(help="Seed (default: the original run's, else 0).")]
+
+
+@app.command()
+def edit(
+    source: Annotated[str, typer.Argument(help="A prompt, or the id of a finished run.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="Replace a component: COMPONENT=TEXT (content, setting, composition, medium, "
+            "style, lighting, palette, detail, negative); repeatable; empty TEXT clears it.",
+        ),
+    ] = None,
+    instruction: Annotated[
+        str | None, typer.Option("--instruction", "-i", help="Free text, e.g. 'make it night'.")
+    ] = None,
+    seed: SeedOption = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Edit offline.")] = False,
+    preset: PresetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change parts of a prompt (or of a run's best prompt) and render it with the same seed."""
+    from arpo import api
+
+    changes = _changes(set_ or [])
+    toolbox = _toolbox(preset)
+    with _errors(), err.status("editing..."):
+        remix = api.edit_prompt(
+            source, changes, instruction, seed=seed, toolbox=toolbox, use_llm=not no_llm
+        )
+    _print_remix(remix, as_json)
+
+
+@app.command()
+def fuse(
+    content_from: Annotated[
+        str, typer.Argument(help="Content source: an image file, a run id or a prompt.")
+    ],
+    style_from: Annotated[
+        str, typer.Argument(help="Style source: an image file, a run id or a prompt.")
+    ],
+    seed: SeedOption = None,
+    iterations: Annotated[
+        int | None, typer.Option(help="Iterations when an image is reverse-prompted first.")
+    ] = None,
+    no_llm: Annotated[bool, typer.Option("--no-llm", help="Decompose offline.")] = False,
+    preset: PresetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The content of CONTENT_FROM in the medium, style, lighting and palette of STYLE_FROM."""
+    from arpo import api
+
+    toolbox = _toolbox(preset)
+    with _errors(), err.status("fusing (images are reverse-prompted first)..."):
+        remix = api.fuse(
+            content_from,
+            style_from,
+            seed=seed,
+            toolbox=toolbox,
+            use_llm=not no_llm,
+            reverse_options={"iterations": iterations},
+        )
+    _print_remix(remix, as_json)
+
+
+@app.command()
+def vary(
+    source: Annotated[str, typer.Argument(help="A prompt, or the id of a finished run.")],
+    count: Annotated[int, typer.Option("--count", "-c", help="Variations (seeds).")] = 4,
+    seed: Annotated[int | None, typer.Option(help="First seed (default: random).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Copy the images into this folder.")
+    ] = None,
+    preset: PresetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Render a prompt (or a run's best prompt) with COUNT seeds in one batch."""
+    import shutil
+
+    from arpo import api
+
+    toolbox = _toolbox(preset)
+    with _errors(), err.status("rendering variations..."):
+        result = api.vary(source, count=count, seed=seed, toolbox=toolbox)
+        paths = result.renders
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            paths = [out_dir / f"seed-{s}.png" for s in result.seeds]
+            for render, copy in zip(result.renders, paths, strict=True):
+                shutil.copyfile(render, copy)
+    if as_json:
+        images = [{"seed": s, "path": str(p)} for s, p in zip(result.seeds, paths, strict=True)]
+        out.print_json(json.dumps({"prompt": result.prompt, "images": images}))
+        return
+    for image_seed, path in zip(result.seeds, paths, strict=True):
+        out.print(f"seed {image_seed}: {path}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def serve(
     transport: Annotated[

@@ -9,6 +9,7 @@ fits, else WebP, else JPEG, shrinking until one does.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -31,12 +32,19 @@ class Preview:
 def side_by_side(left: Image.Image, right: Image.Image, *, height: int = 256) -> Image.Image:
     """``left | right`` on white, both scaled to ``height`` (aspect kept; never above the
     taller input, so small images are not blown up), a small gap between."""
-    height = max(1, min(height, max(left.height, right.height)))
-    scaled = [_to_height(image.convert("RGB"), height) for image in (left, right)]
-    width = scaled[0].width + _GAP + scaled[1].width
+    return row([left, right], height=height)
+
+
+def row(images: Sequence[Image.Image], *, height: int = 256) -> Image.Image:
+    """The images left to right on white, as :func:`side_by_side` lays out two."""
+    height = max(1, min(height, max(image.height for image in images)))
+    scaled = [_to_height(image.convert("RGB"), height) for image in images]
+    width = sum(image.width for image in scaled) + _GAP * (len(scaled) - 1)
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    canvas.paste(scaled[0], (0, 0))
-    canvas.paste(scaled[1], (scaled[0].width + _GAP, 0))
+    x = 0
+    for image in scaled:
+        canvas.paste(image, (x, 0))
+        x += image.width + _GAP
     return canvas
 
 

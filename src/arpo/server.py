@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 from arpo import api
 from arpo.config import Settings
 from arpo.errors import ArpoError, InvalidOptionError
-from arpo.previews import encode_preview, side_by_side
+from arpo.previews import encode_preview, row, side_by_side
 from arpo.runs import RunRecords, checkpointed_values, run_summary
 from arpo.sources import SourcePolicy, policy_from_settings, resolve_image
 from arpo.tools.toolbox import Toolbox
@@ -159,6 +159,40 @@ class RunBrief(BaseModel):
 
 class RunList(BaseModel):
     runs: list[RunBrief] = Field(description="Newest first.")
+
+
+class PartsOutput(BaseModel):
+    """A prompt split into components, and written back for the server's model."""
+
+    parts: dict[str, Any] = Field(
+        description="content, setting, composition, medium, style, lighting, palette, detail "
+        "(lists of phrases) and negative (text)."
+    )
+    prompt: str = Field(description="The parts composed again for the server's model.")
+    cut: list[str] = Field(description="Phrases left out to fit the model's token limit.")
+    method: Literal["llm", "vocabulary"]
+
+
+class RemixSourceOutput(BaseModel):
+    role: str = Field(description="original (edit), content or style (fuse).")
+    prompt: str
+    run_id: str | None
+    render: str = Field(description="Artifact id of its render with the same seed.")
+    render_uri: str
+
+
+class RemixOutput(BaseModel):
+    remix_id: str
+    prompt: str = Field(description="The new prompt.")
+    negative_prompt: str
+    parts: dict[str, Any]
+    cut: list[str] = Field(description="Phrases left out to fit the model's token limit.")
+    seed: int
+    render: str = Field(description="Artifact id of the new render.")
+    render_uri: str
+    sources: list[RemixSourceOutput]
+    notes: list[str]
+    report: str = Field(description="Path of the HTML report (renders side by side).")
 
 
 # --------------------------------------------------------------------------- workers
@@ -332,6 +366,7 @@ def build_server(
     _add_run_tools(server, state)
     _add_image_tools(server, state)
     _add_history_tools(server, state)
+    _add_remix_tools(server, state)
     _add_resources(server, state)
     if warm_up:
         state.warm_up()
@@ -345,7 +380,10 @@ INSTRUCTIONS = (
     "quick starting prompt without the search; score_prompts compares prompts against an "
     "image; generate_image renders a prompt. Runs are saved: list_runs and get_run show earlier "
     "ones, resume_run continues an interrupted one. Images returned as artifact ids can be "
-    "passed back as the image of any tool."
+    "passed back as the image of any tool. To remix: decompose_prompt splits a prompt into "
+    "content and style components, edit_prompt changes some of them and renders the result "
+    "with the original's seed, fuse_images puts the content of one image (or prompt, or run) "
+    "in the style of another, vary renders a prompt with several seeds."
 )
 
 
@@ -541,6 +579,174 @@ def _add_history_tools(server: MCPServer, state: Arpo) -> None:
         return await run_job(None, work, Job(state.lock))
 
 
+RunOrPrompt = Annotated[
+    str, Field(description="A prompt, or the run id of a finished reverse_prompt run.")
+]
+RemixSeed = Annotated[
+    int | None,
+    Field(ge=0, le=2**31 - 1, description="Seed (default: the original run's seed, else 0)."),
+]
+SIDE_HELP = (
+    "a prompt, the run id of a finished run (its best prompt is reused), or an image (as for "
+    "reverse_prompt: path, base64, data URL, artifact id) that is reverse-prompted first"
+)
+
+
+def _add_remix_tools(server: MCPServer, state: Arpo) -> None:
+    @server.tool(
+        name="decompose_prompt",
+        title="Split a prompt into content and style",
+        description="Split a text-to-image prompt into components: content, setting, "
+        "composition (what and where) and medium, style, lighting, palette (how it is made), "
+        "plus detail and negative; and compose them back for the server's model.",
+    )
+    async def decompose_prompt(
+        prompt: Annotated[str, Field(description="The prompt to split.")],
+        ctx: Context,
+        negative_prompt: Annotated[str, Field(description="Its negative prompt.")] = "",
+        use_llm: Annotated[bool, Field(description="Use the LLM if configured.")] = True,
+    ) -> PartsOutput:
+        def work(job: Job) -> PartsOutput:
+            with job.model():
+                parts = api.decompose(
+                    prompt, negative_prompt=negative_prompt, toolbox=state.toolbox, use_llm=use_llm
+                )
+                composed = api.compose(parts, toolbox=state.toolbox)
+            method = "llm" if use_llm and state.toolbox.llm_available else "vocabulary"
+            return PartsOutput(
+                parts=parts.as_dict(), prompt=composed.prompt, cut=composed.cut, method=method
+            )
+
+        return await run_job(ctx, work, Job(state.lock))
+
+    @server.tool(
+        name="edit_prompt",
+        title="Edit a prompt and render it",
+        description="Change components of a prompt (or of a finished run's best prompt) and "
+        "render the result with the original's seed, so the change is visible by itself. "
+        "Returns the new prompt, its components, and a preview: original | edited.",
+    )
+    async def edit_prompt(
+        source: RunOrPrompt,
+        ctx: Context,
+        changes: Annotated[
+            dict[str, str] | None,
+            Field(
+                description="Components to replace, e.g. {'style': 'ukiyo-e woodblock print'}; "
+                "names: content, setting, composition, medium, style, lighting, palette, "
+                "detail, negative; an empty value clears one."
+            ),
+        ] = None,
+        instruction: Annotated[
+            str | None, Field(description="Free-text change, e.g. 'make it night'.")
+        ] = None,
+        seed: RemixSeed = None,
+    ) -> Annotated[CallToolResult, RemixOutput]:
+        def work(job: Job) -> api.Remix:
+            with job.model():
+                return api.edit_prompt(
+                    source, changes, instruction, seed=seed, toolbox=state.toolbox
+                )
+
+        return _remix_result(await run_job(ctx, work, Job(state.lock)))
+
+    @server.tool(
+        name="fuse_images",
+        title="Content of one, style of another",
+        description="Take the content (subject, setting, composition) of one source and the "
+        "style (medium, style, lighting, palette) of another, and render it. Each source is "
+        f"{SIDE_HELP}. Returns the fused prompt and a preview: content | style | fused.",
+    )
+    async def fuse_images(
+        content_from: Annotated[str, Field(description=f"Content source: {SIDE_HELP}.")],
+        style_from: Annotated[str, Field(description=f"Style source: {SIDE_HELP}.")],
+        ctx: Context,
+        seed: RemixSeed = None,
+        iterations: Annotated[
+            int | None,
+            Field(ge=1, le=MAX_ITERATIONS, description="Iterations to reverse-prompt an image."),
+        ] = None,
+    ) -> Annotated[CallToolResult, RemixOutput]:
+        def work(job: Job) -> api.Remix:
+            sides = [_fuse_side(state, side) for side in (content_from, style_from)]
+            with job.model():
+                return api.fuse(
+                    *sides,
+                    seed=seed,
+                    toolbox=state.toolbox,
+                    reverse_options={"iterations": iterations},
+                    on_progress=Arpo._on_progress(job),
+                )
+
+        return _remix_result(await run_job(ctx, work, Job(state.lock)))
+
+    @server.tool(
+        name="vary",
+        title="Render variations",
+        description="Render a prompt (or a finished run's best prompt) with several seeds in "
+        "one batch. Returns previews and arpo://artifacts/... links.",
+    )
+    async def vary(
+        source: RunOrPrompt,
+        ctx: Context,
+        count: Annotated[int, Field(ge=1, le=4, description="Images (seeds seed..).")] = 4,
+        seed: Annotated[
+            int | None, Field(ge=0, le=2**31 - 8, description="First seed (default: random).")
+        ] = None,
+    ) -> Annotated[CallToolResult, GenerateOutput]:
+        def work(job: Job) -> api.Variations:
+            with job.model():
+                return api.vary(source, count=count, seed=seed, toolbox=state.toolbox)
+
+        result = await run_job(ctx, work, Job(state.lock))
+        return _generate_result(result.prompt, result.renders, result.seeds[0])
+
+    @server.prompt(
+        name="reverse_prompt_and_remix",
+        title="Reverse-prompt an image, then remix it",
+        description="Walks the assistant through finding an image's prompt, splitting it into "
+        "content and style, and changing one while keeping the other.",
+    )
+    def reverse_prompt_and_remix(image: str, change: str = "") -> str:
+        wanted = change or "ask me what to change (for example: 'as a watercolour', 'at night')"
+        return REMIX_PROMPT.format(image=image, change=wanted)
+
+
+REMIX_PROMPT = """Help me remix the image {image}.
+
+1. Call reverse_prompt with the image to find a prompt that recreates it. Show me the prompt,
+   its score and the preview, and keep the run id.
+2. Call decompose_prompt on that prompt and show me its components: what is in the picture
+   (content, setting, composition) apart from how it is made (medium, style, lighting, palette).
+3. The change I want: {change}.
+   - To change how it looks or what is in it, call edit_prompt with the run id as source and
+     either `changes` (component replacements, e.g. {{"style": "ukiyo-e woodblock print"}}) or
+     an `instruction`.
+   - To put it in the style of another image (or its content in another's style), call
+     fuse_images with the run id on one side and the other image on the other.
+4. Show me the original and the remix side by side (the result's preview), the new prompt and
+   any phrases cut to fit the model. Offer vary for more seeds of the result.
+"""
+
+
+def _fuse_side(state: Arpo, text: str) -> Any:
+    """A fuse source: a run id or a prompt as text, anything naming an image as the image."""
+    from arpo.runs import RUN_ID
+    from arpo.sources import classify
+
+    stripped = text.strip()
+    if RUN_ID.fullmatch(stripped):
+        return stripped
+    try:
+        kind = classify(stripped)
+    except ArpoError:
+        return stripped  # "xyz://..." is no image source: treat it as a prompt
+    image_suffix = Path(stripped).suffix.lower() in {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+    if kind != "path" or (image_suffix and "," not in stripped):
+        return state.image(stripped)
+    return stripped
+
+
 def _add_resources(server: MCPServer, state: Arpo) -> None:
     @server.resource(
         ARTIFACT_URI,
@@ -630,6 +836,40 @@ def _generate_result(prompt: str, paths: Sequence[Path], seed: int) -> CallToolR
     for path, image in zip(paths, images, strict=True):
         content.append(_image_block(load_image(path), PREVIEW_BYTES // len(paths)))
         content.append(_link(image.uri, f"render seed {image.seed}", "image/png"))
+    return CallToolResult(content=content, structured_content=output.model_dump(mode="json"))
+
+
+def _remix_result(remix: api.Remix) -> CallToolResult:
+    from arpo.tools.images import load_image
+
+    output = RemixOutput(
+        remix_id=remix.remix_id,
+        prompt=remix.prompt,
+        negative_prompt=remix.negative_prompt,
+        parts=remix.parts.as_dict(),
+        cut=remix.cut,
+        seed=remix.seed,
+        render=remix.render_id,
+        render_uri=artifact_uri(remix.render_id),
+        sources=[
+            RemixSourceOutput(
+                role=s["role"],
+                prompt=s["prompt"],
+                run_id=s["run_id"],
+                render=s["render_id"],
+                render_uri=artifact_uri(s["render_id"]),
+            )
+            for s in remix.sources
+        ],
+        notes=remix.notes,
+        report=str(remix.report),
+    )
+    images = [load_image(s["render"]) for s in remix.sources] + [load_image(remix.render)]
+    content: list[ContentBlock] = [
+        TextContent(text=output.model_dump_json()),
+        _image_block(row(images), PREVIEW_BYTES),
+        _link(output.render_uri, f"{remix.kind} render", "image/png"),
+    ]
     return CallToolResult(content=content, structured_content=output.model_dump(mode="json"))
 
 
