@@ -36,6 +36,10 @@ TOOLS = {
     "caption_image",
     "get_run",
     "list_runs",
+    "decompose_prompt",
+    "edit_prompt",
+    "fuse_images",
+    "vary",
 }
 FAST = {"strategy": "offline", "candidates": 2, "patience": 0}
 ONE_MIB = 1024 * 1024
