@@ -1,0 +1,54 @@
+"""``arpo edit``, ``arpo fuse`` and ``arpo vary`` on the demo preset (no models to load)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from arpo import api
+from arpo.cli import app
+from arpo.demo import parse_prompt
+
+A = "two red stars, on a black background, flat"
+B = "a large blue dotted circle in the center, on a white background, watercolour"
+
+
+@pytest.fixture
+def arpo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ARPO_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(api, "_toolboxes", {})
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [*args, "--preset", "demo"])
+
+
+def test_edit_fuse_and_vary(arpo, tmp_path: Path) -> None:
+    edited = arpo("edit", A, "--set", "style=pixel art", "--seed", "3", "--json")
+    assert edited.exit_code == 0, edited.output
+    out = json.loads(edited.stdout)
+    assert out["prompt"] == "two red stars, on a black background, pixel art"
+    assert out["seed"] == 3 and Path(out["report"]).is_file()
+
+    fused = arpo("fuse", A, B)
+    assert fused.exit_code == 0, fused.output
+    line = next(x for x in fused.stdout.splitlines() if x.startswith("fuse: "))
+    stated = parse_prompt(line.removeprefix("fuse: "))
+    assert stated.style == "watercolour" and stated.objects[0].shape == "star"
+
+    varied = arpo("vary", A, "--count", "2", "--seed", "8", "--out", str(tmp_path / "v"))
+    assert varied.exit_code == 0, varied.output
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["seed-8.png", "seed-9.png"]
+
+
+def test_bad_input_exits_with_one_line(arpo) -> None:
+    unknown = arpo("edit", A, "--set", "mood=gloomy")
+    assert unknown.exit_code == 2 and "unknown prompt component 'mood'" in unknown.output
+    malformed = arpo("edit", A, "--set", "gloomy")
+    assert malformed.exit_code == 2 and "COMPONENT=TEXT" in malformed.output
+    missing = arpo("vary", "20990101-000000-abcdef")
+    assert missing.exit_code == 1 and "no run '20990101-000000-abcdef'" in missing.output
+    unreadable = arpo("fuse", "missing.png", "other.png")
+    assert unreadable.exit_code == 1 and "missing.png" in unreadable.output
