@@ -21,8 +21,24 @@ from arpo.errors import (
 )
 
 if TYPE_CHECKING:
-    from arpo.api import Result, caption, generate, get_toolbox, resume, reverse_prompt, score
+    from arpo.api import (
+        Remix,
+        Result,
+        Variations,
+        caption,
+        compose,
+        decompose,
+        edit_prompt,
+        fuse,
+        generate,
+        get_toolbox,
+        resume,
+        reverse_prompt,
+        score,
+        vary,
+    )
     from arpo.graph.context import RunOptions
+    from arpo.remix import PromptParts
     from arpo.tools.toolbox import Toolbox
 
 __version__ = "0.1.0"
@@ -35,6 +51,14 @@ _LAZY = {
     "resume": "arpo.api",
     "reverse_prompt": "arpo.api",
     "score": "arpo.api",
+    "Remix": "arpo.api",
+    "Variations": "arpo.api",
+    "compose": "arpo.api",
+    "decompose": "arpo.api",
+    "edit_prompt": "arpo.api",
+    "fuse": "arpo.api",
+    "vary": "arpo.api",
+    "PromptParts": "arpo.remix",
     "RunOptions": "arpo.graph.context",
     "Toolbox": "arpo.tools.toolbox",
 }
@@ -47,17 +71,25 @@ __all__ = [
     "LLMOutputError",
     "LLMUnavailableError",
     "ModelNotAvailableError",
+    "PromptParts",
+    "Remix",
     "Result",
     "RunNotFoundError",
     "RunOptions",
     "Settings",
     "Toolbox",
+    "Variations",
     "caption",
+    "compose",
+    "decompose",
+    "edit_prompt",
+    "fuse",
     "generate",
     "get_toolbox",
     "resume",
     "reverse_prompt",
     "score",
+    "vary",
 ]
 
 
