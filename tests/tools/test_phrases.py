@@ -118,17 +118,18 @@ def is_one_edit(prompt: str, candidate: str, vocabulary: Vocabulary) -> bool:
 
 BIG = Vocabulary.from_mapping(
     {
-        "subject": [f"subject {i}" for i in range(12)],
-        "style": [f"style {i}" for i in range(12)],
-        "lighting": [f"light {i}" for i in range(12)],
+        # one word each, so no two phrases are one-word neighbours (always proposed)
+        "subject": [f"subject-{i}" for i in range(12)],
+        "style": [f"style-{i}" for i in range(12)],
+        "lighting": [f"light-{i}" for i in range(12)],
     }
 )
-BIG_WEIGHTS = {p: ((int(p.split()[-1]) * 7 + len(p)) % 13) / 13 for p in BIG.phrases}
+BIG_WEIGHTS = {p: ((int(p.split("-")[-1]) * 7 + len(p)) % 13) / 13 for p in BIG.phrases}
 
 
 def test_propose_returns_distinct_new_candidates():
     proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG)
-    prompt = "subject 1, style 2, light 3"
+    prompt = "subject-1, style-2, light-3"
     candidates = proposer.propose(prompt, REFERENCE, 5, random.Random(0))
     assert len(candidates) == 5
     assert len(set(candidates)) == 5
@@ -139,7 +140,7 @@ def test_propose_returns_distinct_new_candidates():
 def test_propose_is_deterministic_for_a_seeded_random():
     # a budget smaller than the edit space makes the proposer sample which edits to score
     proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG, max_edits=6)
-    prompt = "subject 1, style 2"
+    prompt = "subject-1, style-2"
     first = proposer.propose(prompt, REFERENCE, 6, random.Random(42))
     again = proposer.propose(prompt, REFERENCE, 6, random.Random(42))
     other = proposer.propose(prompt, REFERENCE, 6, random.Random(43))
@@ -150,7 +151,7 @@ def test_propose_is_deterministic_for_a_seeded_random():
 def test_propose_returns_the_best_scoring_single_edits():
     scorer = WordScorer(BIG_WEIGHTS)
     proposer = OfflineProposer(scorer, BIG)
-    prompt = "subject 1, style 2"
+    prompt = "subject-1, style-2"
     candidates = proposer.propose(prompt, REFERENCE, 3, random.Random(0))
     scores = scorer.text_similarity(candidates, REFERENCE)
     assert scores == sorted(scores, reverse=True)
@@ -160,7 +161,7 @@ def test_propose_returns_the_best_scoring_single_edits():
 
 def test_every_candidate_is_a_single_edit():
     proposer = OfflineProposer(WordScorer(BIG_WEIGHTS), BIG)
-    prompt = "subject 1, style 2, light 3, style 5"
+    prompt = "subject-1, style-2, light-3, style-5"
     not_single = []
     for seed in range(12):
         candidates = proposer.propose(prompt, REFERENCE, 8, random.Random(seed))
@@ -205,4 +206,30 @@ def test_candidates_spread_over_the_prompt_before_repeating_a_place():
 
     ranked = [("at 0", "a"), ("at 0", "b"), ("at 1", "c"), ("add style", "d"), ("at 0", "e")]
     assert _diverse(ranked, 3) == ["a", "c", "d"]  # the best edit of each place, best first
-    assert _diverse(ranked, 4) == ["a", "b", "c", "d"]  # then the rest, by score
+    assert _diverse(ranked, 4) == ["a", "b", "c", "d"]  # then each place's second best
+    ranked = [("at 0", "a"), ("at 0", "b"), ("at 0", "e"), ("at 1", "c"), ("at 1", "f")]
+    assert _diverse(ranked, 4) == ["a", "b", "c", "f"]  # "e" outscores "f", but its place had two
+
+
+def test_one_word_neighbours_are_proposed_even_when_ranked_low():
+    vocab = Vocabulary.from_mapping(
+        {"subject": ["a red star", "a blue star", *[f"thing {i} here" for i in range(40)]]}
+    )
+    weights = {f"thing {i} here": 0.5 for i in range(40)} | {"a blue star": 0.1}
+    proposer = OfflineProposer(WordScorer(weights), vocab, per_slot=2, explore=0, max_edits=3)
+    candidates = proposer.propose("a red star", REFERENCE, 50, random.Random(0))
+    assert "a blue star" in candidates
+
+
+def test_one_per_prompt_categories_are_replaced_not_added():
+    vocab = Vocabulary.from_mapping(
+        {"subject": ["a cat", "a dog"], "background": ["red wall", "blue wall", "green wall"]},
+        one_per_prompt=["background"],
+    )
+    proposer = OfflineProposer(WordScorer({}), vocab)
+    candidates = proposer.propose("a cat, red wall", REFERENCE, 100, random.Random(0))
+    assert "a cat, blue wall" in candidates
+    assert all(
+        sum(vocab.category_of(p) == "background" for p in split_phrases(c)) <= 1 for c in candidates
+    )
+    assert "a cat, red wall, a dog" in candidates  # subjects may still be added

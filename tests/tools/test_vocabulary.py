@@ -125,3 +125,30 @@ def test_vocabulary_equality_and_hash() -> None:
     assert a == b
     assert hash(a) == hash(b)
     assert a != Vocabulary.from_mapping({"y": ["one", "two"]})
+
+
+SHAPES = Vocabulary.from_mapping(
+    {
+        "subject": ["a red star", "an orange star", "a red heart", "a blue heart", "red"],
+        "background": ["on a red background", "on a blue background"],
+        "mood": ["calm", "loud"],
+    }
+)
+
+
+def test_neighbours_differ_in_one_word_within_a_category() -> None:
+    # "an" reads as "a", so changing the colour is one word even where the article changes
+    assert set(SHAPES.neighbours("a red star")) == {"an orange star", "a red heart"}
+    assert SHAPES.neighbours("on a red background") == ("on a blue background",)
+    # one-word phrases would neighbour their whole category, so they have none
+    assert SHAPES.neighbours("calm") == ()
+    assert SHAPES.neighbours("not in the vocabulary at all") == ()
+
+
+def test_one_per_prompt_categories_come_from_a_file_marker(tmp_path: Path) -> None:
+    (tmp_path / "background.txt").write_text("# arpo: one per prompt\non a red background\n")
+    (tmp_path / "subject.txt").write_text("# a plain comment\na red star\n")
+    vocab = load_vocabulary(tmp_path)
+    assert vocab.one_per_prompt == frozenset({"background"})
+    assert vocab.categories["background"] == ("on a red background",)
+    assert load_vocabulary().one_per_prompt == frozenset()

@@ -101,10 +101,13 @@ class OfflineProposer:
     """CLIP-guided local search over the vocabulary (steepest ascent, one phrase at a time).
 
     It enumerates single edits of the prompt: drop a phrase, replace a phrase by another of
-    its category, or add a phrase of any category. Phrases considered for a slot are the
+    its category (its one-word neighbours always among them), or add a phrase of any category
+    (of a one-per-prompt category only when the prompt has none). Phrases considered for a
+    slot are the
     ``per_slot`` most similar to the reference in that category plus ``explore`` drawn at
     random from the rest (a phrase can matter in context though weak alone). At most
-    ``max_edits`` edits are scored, in one CLIP batch, and the best ``count`` are returned.
+    ``max_edits`` edits are scored, in one CLIP batch (one-word edits first, then a sample of
+    the rest), and the best ``count`` are returned.
     """
 
     def __init__(
@@ -130,9 +133,15 @@ class OfflineProposer:
         current = split_phrases(prompt)
         edits = self._edits(current, self._slots(current, reference, rng))
         edits.pop(join_phrases(current), None)
-        texts = list(edits)
-        if len(texts) > self.max_edits:
-            texts = rng.sample(texts, self.max_edits)
+        fine = [
+            join_phrases([*current[:i], option, *current[i + 1 :]])
+            for i, phrase in enumerate(current)
+            for option in self.vocabulary.neighbours(phrase)
+        ]
+        texts = list(dict.fromkeys(fine))[: self.max_edits]
+        kept = set(texts)
+        rest = [text for text in edits if text not in kept]
+        texts += rng.sample(rest, min(len(rest), self.max_edits - len(texts)))
         if not texts:
             return []
         scores = self.scorer.text_similarity(texts, reference)
@@ -163,26 +172,30 @@ class OfflineProposer:
             if len(current) > 1:
                 edits.setdefault(join_phrases(current[:i] + current[i + 1 :]), f"at {i}")
             category = self.vocabulary.category_of(phrase)
-            for option in slots.get(category, everything) if category else everything:
+            options = slots.get(category, everything) if category else everything
+            for option in [*self.vocabulary.neighbours(phrase), *options]:
                 edits.setdefault(join_phrases([*current[:i], option, *current[i + 1 :]]), f"at {i}")
+        stated = {self.vocabulary.category_of(phrase) for phrase in current}
         for category, options in slots.items():
+            if category in self.vocabulary.one_per_prompt and category in stated:
+                continue  # replacing its phrase (above) is the only edit that makes sense
             for option in options:
                 edits.setdefault(join_phrases([*current, option]), f"add {category}")
         return edits
 
 
 def _diverse(ranked: list[tuple[str, str]], count: int) -> list[str]:
-    """The best edit of each place first, then the rest by score: ``count`` near-copies that
-    all edit the same phrase would waste a rerank's renders."""
-    firsts: dict[str, str] = {}
+    """Round robin over places (each place's best edit, then each place's second best, ...),
+    returned best first: ``count`` near-copies that all edit the same phrase would waste a
+    rerank's renders, and a phrase's runner-up edit often wins once rendered."""
+    by_place: dict[str, list[str]] = {}
     for place, text in ranked:
-        firsts.setdefault(place, text)
-    chosen = list(dict.fromkeys([*firsts.values()][:count]))
-    for _, text in ranked:
-        if len(chosen) >= count:
-            break
-        if text not in chosen:
-            chosen.append(text)
+        by_place.setdefault(place, []).append(text)
+    chosen: dict[str, None] = {}
+    for rank in range(max(map(len, by_place.values()), default=0)):
+        for texts in by_place.values():
+            if len(chosen) < count and rank < len(texts):
+                chosen.setdefault(texts[rank])
     order = {text: i for i, (_, text) in enumerate(ranked)}
     return sorted(chosen, key=order.__getitem__)
 

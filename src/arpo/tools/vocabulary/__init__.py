@@ -1,7 +1,9 @@
 """Phrase vocabulary for CLIP interrogation and the offline prompt proposer.
 
 The packaged vocabulary is one ``<category>.txt`` file per category in this folder: one phrase
-per line, ``#`` starts a comment line, blank lines are ignored.
+per line, ``#`` starts a comment line, blank lines are ignored. A file with the line
+``# arpo: one per prompt`` holds a category a prompt states once (a background, a position):
+the offline proposer replaces its phrase instead of adding a second.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -36,6 +38,7 @@ CATEGORIES: tuple[str, ...] = (
 )
 
 _PHRASE_SEPARATORS = re.compile(r"[,;\n\r]+")
+ONE_PER_PROMPT = "# arpo: one per prompt"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Vocabulary:
     """Phrases grouped by category; category order is the mapping's insertion order."""
 
     categories: Mapping[str, tuple[str, ...]]
+    one_per_prompt: frozenset[str] = frozenset()
     _index: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -56,8 +60,13 @@ class Vocabulary:
         object.__setattr__(self, "_index", MappingProxyType(index))
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Iterable[str]]) -> Vocabulary:
-        return cls({category: _normalise(phrases) for category, phrases in mapping.items()})
+    def from_mapping(
+        cls, mapping: Mapping[str, Iterable[str]], one_per_prompt: Iterable[str] = ()
+    ) -> Vocabulary:
+        return cls(
+            {category: _normalise(phrases) for category, phrases in mapping.items()},
+            frozenset(one_per_prompt),
+        )
 
     @property
     def phrases(self) -> tuple[str, ...]:
@@ -66,11 +75,43 @@ class Vocabulary:
     def category_of(self, phrase: str) -> str | None:
         return self._index.get(phrase.strip().casefold())
 
+    def neighbours(self, phrase: str) -> tuple[str, ...]:
+        """Phrases of ``phrase``'s category that differ from it in exactly one word and share
+        at least one ("a red star" -> "a blue star", "a red heart"): the fine moves a search
+        needs once a phrase is nearly right, which the category's top phrases by similarity
+        often leave out. One-word phrases have none (every other one would qualify)."""
+        found: dict[str, None] = {}
+        words = _words(phrase)
+        category = self.category_of(phrase)
+        for i in range(len(words)):
+            key = (category, i, words[:i] + words[i + 1 :])
+            for other in self._one_word_index.get(key, ()):
+                if other.casefold() != phrase.strip().casefold():
+                    found.setdefault(other)
+        return tuple(found)
+
+    @cached_property
+    def _one_word_index(self) -> dict[tuple[str | None, int, tuple[str, ...]], list[str]]:
+        """(category, word position, the other words) -> phrases: one-word edits, indexed."""
+        index: dict[tuple[str | None, int, tuple[str, ...]], list[str]] = {}
+        for category, phrases in self.categories.items():
+            for phrase in phrases:
+                words = _words(phrase)
+                for i in range(len(words) if len(words) > 1 else 0):
+                    index.setdefault((category, i, words[:i] + words[i + 1 :]), []).append(phrase)
+        return index
+
     def __len__(self) -> int:
         return len(self.phrases)
 
     def __hash__(self) -> int:
-        return hash(tuple(self.categories.items()))
+        return hash((tuple(self.categories.items()), self.one_per_prompt))
+
+
+def _words(phrase: str) -> tuple[str, ...]:
+    """Lower-cased words, with "an" read as "a" so "a red star" and "an orange star" are one
+    word apart."""
+    return tuple("a" if w == "an" else w for w in phrase.casefold().split())
 
 
 def _normalise(phrases: Iterable[str]) -> tuple[str, ...]:
@@ -85,8 +126,10 @@ def _read_files(paths: Iterable[Path | Traversable]) -> Vocabulary:
     by_stem = {Path(p.name).stem: p for p in paths}
     # Known categories first, in their canonical order; any others alphabetically after.
     order = [c for c in CATEGORIES if c in by_stem] + sorted(set(by_stem) - set(CATEGORIES))
+    texts = {stem: by_stem[stem].read_text(encoding="utf-8") for stem in order}
     return Vocabulary(
-        {stem: _read_phrases(by_stem[stem].read_text(encoding="utf-8")) for stem in order}
+        {stem: _read_phrases(text) for stem, text in texts.items()},
+        frozenset(stem for stem, text in texts.items() if ONE_PER_PROMPT in text.splitlines()),
     )
 
 
