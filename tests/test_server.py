@@ -459,3 +459,33 @@ def test_stdio_subprocess(presets_home: Path, tmp_path: Path, images: Path) -> N
     assert not out["reverse"].is_error, text_of(out["reverse"])
     assert out["reverse"].structured_content["iterations"] == 2
     assert len([e for e in events if e.startswith("iteration")]) == 2
+
+
+def test_stdio_demo_preset_reverse_prompt_names_colour_and_shape(tmp_path: Path) -> None:
+    from arpo.demo.parse import parse_prompt
+    from arpo.demo.render import render_prompt
+
+    scene = tmp_path / "scene.png"
+    render_prompt("a large red solid circle in the center, on a white background, flat", 5).save(
+        scene
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARPO_")}
+    env.update({"ARPO_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"})
+    params = StdioServerParameters(
+        command=str(Path(sys.executable).with_name("arpo")),
+        args=["serve", "--preset", "demo"],
+        env=env,
+        cwd=str(tmp_path),  # the working directory is an allowed root by default
+    )
+
+    async def main() -> CallToolResult:
+        with anyio.fail_after(300):
+            async with Client(params) as client:
+                return await client.call_tool(
+                    "reverse_prompt", {"image": str(scene), "strategy": "offline", "iterations": 8}
+                )
+
+    result = run(main)
+    assert not result.is_error, text_of(result)
+    (found,) = parse_prompt(result.structured_content["best_prompt"]).objects
+    assert (found.shape, found.colour) == ("circle", "red"), result.structured_content

@@ -12,6 +12,8 @@ from arpo import api
 from arpo.cli import app
 from arpo.config import Settings
 from arpo.demo.evaluate import heldout_scene
+from arpo.demo.parse import parse_prompt
+from arpo.demo.render import render_prompt
 from arpo.demo.scenes import attributes, canonical_prompt
 from arpo.errors import InvalidOptionError
 from arpo.tools.toolbox import Toolbox
@@ -45,6 +47,29 @@ def test_demo_with_a_prompt_draws_that_prompt(demo_toolbox: Toolbox) -> None:
     assert (
         outcome.true_prompt == "a large red solid circle in the center, on a white background, flat"
     )
+
+
+@pytest.mark.parametrize(
+    ("true_prompt", "shape", "colour"),
+    [
+        ("a large red solid circle in the center, on a white background, flat", "circle", "red"),
+        (
+            "a large green solid heart on the left, on a black background, pixel art",
+            "heart",
+            "green",
+        ),
+    ],
+)
+def test_reverse_prompt_of_a_one_object_scene_names_its_colour_and_shape(
+    demo_toolbox: Toolbox, true_prompt: str, shape: str, colour: str
+) -> None:
+    image = render_prompt(true_prompt, seed=5)  # the run renders with seed 0: another layout
+
+    result = api.reverse_prompt(image, toolbox=demo_toolbox, strategy="offline", iterations=8)
+
+    (found,) = parse_prompt(result.best_prompt).objects
+    assert (found.shape, found.colour) == (shape, colour), result.best_prompt
+    assert result.best_image_score > result.history[0]["image_score"]
 
 
 def test_demo_rejects_bad_settings(demo_toolbox: Toolbox, tmp_path: Path) -> None:

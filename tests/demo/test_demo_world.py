@@ -160,13 +160,15 @@ def test_committed_vocabulary_matches_the_generator(tmp_path: Path) -> None:
 def test_demo_vocabulary_loads_and_parses() -> None:
     vocab = load_vocabulary(demo_vocabulary_dir())
     assert set(vocab.categories) == set(demo_vocabulary_phrases())
-    assert 300 <= len(vocab) <= 1500
+    assert 3000 <= len(vocab) <= 6000
+    assert vocab.one_per_prompt == {"position", "background", "style"}
     for category, phrases in vocab.categories.items():
         for phrase in phrases:
             assert phrase == phrase.lower() and "," not in phrase
             parsed = parse_prompt(phrase)
-            if category == "subject":
-                assert parsed.objects[0].shape is not None, phrase
+            if category == "subject":  # whole objects: every attribute inside one phrase
+                (obj,) = parsed.objects
+                assert None not in (obj.shape, obj.colour, obj.fill, obj.size), phrase
             elif category == "background":
                 assert parsed.background is not None, phrase
             elif category == "style":

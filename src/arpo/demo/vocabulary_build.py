@@ -23,6 +23,7 @@ from arpo.demo.world import (
     plural,
     position_phrase,
 )
+from arpo.tools.vocabulary import ONE_PER_PROMPT
 
 __all__ = ["demo_vocabulary_dir", "demo_vocabulary_phrases", "write_demo_vocabulary"]
 
@@ -33,12 +34,20 @@ HEADER = (
 
 
 def _subjects() -> list[str]:
-    phrases = [f"{article(shape)} {shape}" for shape in SHAPES]
-    phrases += [f"{article(c)} {c} {shape}" for shape in SHAPES for c in COLOURS]
-    phrases += [f"{article(fill)} {fill} {shape}" for shape in SHAPES for fill in FILLS]
-    for count in (2, 3):
-        phrases += [f"{COUNT_WORDS[count]} {plural(shape)}" for shape in SHAPES]
-        phrases += [f"{COUNT_WORDS[count]} {c} {plural(s)}" for s in SHAPES for c in COLOURS]
+    """Whole object descriptions ("a small red striped star", "two large blue solid hearts").
+
+    Each attribute sits inside its object's phrase, never in a phrase of its own: the demo CLIP
+    binds a loose colour word to the background as readily as to the object, so a search over
+    loose words drifts into prompts that score well and say the wrong thing. One-word
+    neighbours of a phrase (see ``Vocabulary.neighbours``) change one attribute at a time.
+    """
+    phrases = []
+    for count in (1, 2, 3):
+        for size in SIZES:
+            lead = article(size) if count == 1 else COUNT_WORDS[count]
+            for shape in SHAPES:
+                noun = shape if count == 1 else plural(shape)
+                phrases += [f"{lead} {size} {c} {fill} {noun}" for c in COLOURS for fill in FILLS]
     return phrases
 
 
@@ -52,9 +61,6 @@ def demo_vocabulary_phrases() -> dict[str, list[str]]:
     """Category -> phrases, derived from the world's word lists."""
     return {
         "subject": _subjects(),
-        "colour": list(COLOURS),
-        "fill": [*FILLS, "with stripes", "with polka dots", "hollow", "filled"],
-        "size": [*SIZES, "big", "tiny"],
         "position": [position_phrase(p) for p in POSITIONS] + list(POSITIONS),
         "background": _backgrounds(),
         "style": [
@@ -69,8 +75,14 @@ def demo_vocabulary_phrases() -> dict[str, list[str]]:
     }
 
 
-def render_file(phrases: list[str]) -> str:
-    return HEADER + "".join(f"{phrase}\n" for phrase in phrases)
+#: Categories a demo prompt states once: a scene has one background and one style, and a
+#: position belongs to its object's phrase ("a red star in the top left") or stands alone once.
+ONE_PER_PROMPT_CATEGORIES = ("position", "background", "style")
+
+
+def render_file(phrases: list[str], one_per_prompt: bool = False) -> str:
+    header = HEADER + (f"{ONE_PER_PROMPT}\n" if one_per_prompt else "")
+    return header + "".join(f"{phrase}\n" for phrase in phrases)
 
 
 def write_demo_vocabulary(directory: str | Path) -> list[Path]:
@@ -80,7 +92,8 @@ def write_demo_vocabulary(directory: str | Path) -> list[Path]:
     paths = []
     for category, phrases in demo_vocabulary_phrases().items():
         path = folder / f"{category}.txt"
-        path.write_text(render_file(phrases), encoding="utf-8")
+        text = render_file(phrases, category in ONE_PER_PROMPT_CATEGORIES)
+        path.write_text(text, encoding="utf-8")
         paths.append(path)
     return paths
 

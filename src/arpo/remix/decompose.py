@@ -14,7 +14,7 @@ from arpo.tools.vocabulary import Vocabulary, split_phrases
 __all__ = ["CATEGORY_COMPONENTS", "component_of", "decompose_offline", "require_prompt"]
 
 # Vocabulary category -> prompt component. The packaged vocabulary's categories, then the demo
-# world's (whose colour words are the objects' colours: the demo preset maps them to content).
+# world's (its subjects carry their colours, sizes and fills).
 CATEGORY_COMPONENTS: Mapping[str, str] = {
     "subject": "content",
     "medium": "medium",

@@ -40,8 +40,8 @@ class PresetModels:
     option_defaults: dict[str, Any] = field(default_factory=dict)
     renderer: str = "diffusers"
     vocabulary_dir: Path | None = None
-    # vocabulary category -> prompt component, where the preset's words differ from the
-    # packaged vocabulary's (the demo world's colours are the objects', so content)
+    # vocabulary category -> prompt component (remix), where a preset's vocabulary uses a
+    # category name for something other than the packaged vocabulary means by it
     vocabulary_components: dict[str, str] = field(default_factory=dict)
 
 
