@@ -60,6 +60,9 @@ class Method:
     summary: str
     renders: bool = False  # spends the render budget
     needs_llm: bool = False  # skipped when no LLM is configured
+    # raises InvalidOptionError when (run-option defaults, budget) cannot work: checked once,
+    # before the bench starts, instead of failing every pair
+    check_budget: Callable[[dict[str, Any], int], Any] | None = None
 
 
 METHODS: dict[str, Method] = {}
@@ -237,9 +240,29 @@ for _method in (
     Method("interrogate-best", interrogate_best, "CLIP: best-of-chain phrase selection"),
     Method("pez", pez, "gradient-based hard prompt (PEZ) through the CLIP text tower"),
     Method("random-search", random_search, "random phrase edits, kept by render score", True),
-    Method("arpo-offline", arpo_method("offline"), "ARPO, CLIP-guided phrase edits", True),
-    Method("arpo-vanilla", arpo_method("vanilla"), "ARPO, LLM proposals", True, True),
-    Method("arpo-enhanced", arpo_method("enhanced"), "ARPO, LLM critique + history", True, True),
+    Method(
+        "arpo-offline",
+        arpo_method("offline"),
+        "ARPO, CLIP-guided phrase edits",
+        renders=True,
+        check_budget=arpo_budget_options,
+    ),
+    Method(
+        "arpo-vanilla",
+        arpo_method("vanilla"),
+        "ARPO, LLM proposals",
+        renders=True,
+        needs_llm=True,
+        check_budget=arpo_budget_options,
+    ),
+    Method(
+        "arpo-enhanced",
+        arpo_method("enhanced"),
+        "ARPO, LLM critique + history of scored prompts",
+        renders=True,
+        needs_llm=True,
+        check_budget=arpo_budget_options,
+    ),
 ):
     register(_method)
 

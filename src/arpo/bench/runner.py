@@ -96,6 +96,9 @@ def run_bench(
     out = Path(out_dir).expanduser().resolve()
     options = dict(options or {})
     RunOptions.build(toolbox.option_defaults, **options)  # bad options fail here, not per pair
+    for method in chosen:
+        if method.check_budget is not None:
+            method.check_budget({**toolbox.option_defaults, **options}, budget)
     config = BenchConfig(budget, replay_seeds, seed, toolbox.describe_models(), options)
     _claim_out_dir(out, config, dataset)
     toolbox.load_models()
