@@ -4,6 +4,8 @@
 * ``image_score``: mean CLIP image-image similarity to the reference of the prompt's renders
   with K *replay* seeds, disjoint from the search seeds (does the prompt recreate the image,
   or only the renders it was tuned on?);
+* ``search_image_score`` (methods that render): the best image-image similarity among the
+  method's own renders, on the search seeds; its gap to ``image_score`` is overfitting to them;
 * ``true_text_score`` (true prompt known): CLIP text-text similarity to the true prompt;
 * ``attribute_recall`` (demo world): share of the scene's attributes the prompt states;
 * ``prompt_tokens``: the prompt's length in the CLIP tokenizer's tokens;
@@ -22,7 +24,14 @@ if TYPE_CHECKING:
     from arpo.tools.toolbox import Toolbox
 
 REPLAY_SEED_OFFSET = 1000  # replay seeds: seed + 1000 + k, never a search seed
-QUALITY = ("text_score", "image_score", "true_text_score", "attribute_recall", "prompt_tokens")
+QUALITY = (
+    "text_score",
+    "image_score",
+    "search_image_score",
+    "true_text_score",
+    "attribute_recall",
+    "prompt_tokens",
+)
 COST = (
     "time_total_s",
     "time_render_s",

@@ -23,6 +23,7 @@ _EXTRA_CSS = """<style>
 .sheet figcaption code { display:block; white-space:normal; word-break:break-word;
   font-size:.75rem; color:var(--fg); }
 .problems li { color:#991b1b; }
+.scroll { overflow-x:auto; }
 </style>"""
 
 
@@ -53,7 +54,8 @@ def _header(document: Mapping[str, Any]) -> str:
         f"budget {_esc(document.get('budget'))} renders per image",
         f"{_esc(document.get('replay_seeds'))} replay seeds",
         f"seed {_esc(document.get('seed'))}",
-        "models " + ", ".join(f"{_esc(k)}: <code>{_esc(v)}</code>" for k, v in models.items()),
+        "models "
+        + ", ".join(f"{_esc(k)}: <code>{_esc(v or 'none')}</code>" for k, v in models.items()),
     ]
     problems = document.get("problems") or []
     listed = "".join(
@@ -83,7 +85,8 @@ def _summary_section(summary: Mapping[str, Any]) -> str:
         '<section class="card"><h2>Summary</h2>'
         '<p class="muted">Mean ± 95% confidence half-width (Student t) over the images each '
         "method finished. Replay: the prompt rendered with seeds the search never used.</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>"
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+        "</table></div></section>"
     )
 
 

@@ -208,15 +208,17 @@ def _run_pair(
     )
     render = Path("images") / slug(image.name) / f"{method.name}.png"
     shutil.copyfile(toolbox.store.path(renders[0]), out / render)
+    curve = metrics.best_by_render(toolbox, meter, embedding)
     return {
         "status": "done",
         "prompt": output.prompt,
         **quality,
+        "search_image_score": curve[-1] if curve else None,
         **metrics.cost(meter, elapsed),
         "note": output.note,
         "error": None,
         "render": render.as_posix(),
-        "best_by_render": metrics.best_by_render(toolbox, meter, embedding),
+        "best_by_render": curve,
         "details": output.details,
     }
 

@@ -66,6 +66,7 @@ def _is_number(value: Any) -> bool:
 TABLE_COLUMNS: dict[str, str] = {
     "text_score": "text-image",
     "image_score": "replay image-image",
+    "search_image_score": "best search render",
     "true_text_score": "text-text to true",
     "attribute_recall": "attribute recall",
     "prompt_tokens": "tokens",
@@ -97,7 +98,7 @@ def format_mean_ci(stat: Mapping[str, Any], key: str = "") -> str:
     mean, half = stat.get("mean"), stat.get("ci95")
     if mean is None:
         return "-"
-    digits = 1 if key in ("prompt_tokens", "renders", "llm_calls") or key.startswith("time") else 3
+    digits = 1 if key in ("prompt_tokens", "renders", "llm_calls") else 2 if "time" in key else 3
     return f"{mean:.{digits}f}" + ("" if half is None else f" ± {half:.{digits}f}")
 
 
