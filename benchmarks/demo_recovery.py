@@ -32,8 +32,8 @@ def run(scenes: int, objects: list[int], budget: int, out: Path) -> None:
 
     toolbox = Toolbox(Settings(home=out / "arpo-home", preset="demo"))
     print(f"budget {budget} renders; mean ± 95% CI over {scenes} held-out scenes")
-    print("objects | recall: interrogation -> loop | replay image: interrogation -> loop"
-          " | best search render | s / scene")  # fmt: skip
+    print("| objects | recall: interrogation -> loop | replay image: interrogation -> loop"
+          " | best search render | s / scene |\n| --- | --- | --- | --- | --- |")  # fmt: skip
     for n in objects:
         started = time.perf_counter()
         outcome = run_bench(
@@ -49,10 +49,10 @@ def run(scenes: int, objects: list[int], budget: int, out: Path) -> None:
             return format_mean_ci(stats[key], key)
 
         print(
-            f"{n} | {cell(start, 'attribute_recall')} -> {cell(loop, 'attribute_recall')}"
+            f"| {n} | {cell(start, 'attribute_recall')} -> {cell(loop, 'attribute_recall')}"
             f" | {cell(start, 'image_score')} -> {cell(loop, 'image_score')}"
             f" | {cell(loop, 'search_image_score')}"
-            f" | {(time.perf_counter() - started) / scenes:.1f}"
+            f" | {(time.perf_counter() - started) / scenes:.1f} |"
         )
 
 

@@ -343,7 +343,8 @@ def bench(
         preset = "demo"
     toolbox = _toolbox(preset)
     progress = _BenchProgress()
-    with _errors(), progress:
+    hint = f"Finished pairs are kept in {out_dir}; rerun the same command to resume."
+    with _errors(lambda: hint if progress.task is not None else None), progress:
         outcome = run_bench(
             dataset,
             out_dir=out_dir,
