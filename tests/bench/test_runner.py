@@ -153,3 +153,6 @@ def test_bad_bench_options_are_refused(demo_toolbox: Toolbox, tmp_path: Path) ->
     with pytest.raises(InvalidOptionError, match="too small"):  # fails on every pair: up front
         run_bench("demo:1", out_dir=tmp_path / "b", budget=1, methods=["arpo-offline"],
                   toolbox=demo_toolbox)  # fmt: skip
+    with pytest.raises(InvalidOptionError, match=r"random search.*at least 2"):
+        run_bench("demo:1", out_dir=tmp_path / "c", budget=1, methods=["random-search"],
+                  options={"images_per_prompt": 2}, toolbox=demo_toolbox)  # fmt: skip

@@ -142,7 +142,8 @@ def pez(task: BenchTask) -> MethodOutput:
 def random_search(task: BenchTask) -> MethodOutput:
     """From the interrogation caption, random single-phrase edits (add, replace, drop), each
     rendered and kept when its renders are more CLIP-similar to the reference: a control
-    with the same renders and the same score as ARPO, without guided proposals."""
+    with ARPO's renders and its rerank objective (image similarity), without guided
+    proposals."""
     tools = task.toolbox
     options = task.run_options()
     rng = random.Random(f"random-search:{task.seed}")
@@ -187,6 +188,17 @@ def _render_score(tools: Toolbox, prompt: str, options: Any, reference: torch.Te
     embeddings = tools.scorer.encode_stored(digests, tools.store.get_image)
     sims = tools.scorer.image_similarity(embeddings, reference)
     return sum(sims) / len(sims)
+
+
+def random_search_budget(defaults: dict[str, Any], budget: int) -> None:
+    from arpo.graph.context import RunOptions
+
+    seeds = len(RunOptions.build(defaults).seeds)
+    if budget < seeds:
+        raise InvalidOptionError(
+            f"--budget {budget} is too small: random search renders its first prompt with "
+            f"{seeds} seeds; raise --budget to at least {seeds}."
+        )
 
 
 def arpo_budget_options(defaults: dict[str, Any], budget: int) -> dict[str, Any]:
@@ -239,7 +251,13 @@ for _method in (
     Method("interrogate-fast", interrogate_fast, "CLIP: top phrase of each category"),
     Method("interrogate-best", interrogate_best, "CLIP: best-of-chain phrase selection"),
     Method("pez", pez, "gradient-based hard prompt (PEZ) through the CLIP text tower"),
-    Method("random-search", random_search, "random phrase edits, kept by render score", True),
+    Method(
+        "random-search",
+        random_search,
+        "random phrase edits, kept by render score",
+        renders=True,
+        check_budget=random_search_budget,
+    ),
     Method(
         "arpo-offline",
         arpo_method("offline"),
