@@ -80,23 +80,31 @@ def test_offline_method_on_the_tiny_preset(name, tiny_toolbox, reference_png, tm
     assert meter.renders <= 3
 
 
-@pytest.mark.parametrize("name", ["arpo-vanilla", "arpo-enhanced"])
-def test_llm_methods_count_calls_and_tokens(
-    name, tiny_models: Toolbox, fake_openai: FakeOpenAI, reference_png, tmp_path
-) -> None:
+@pytest.fixture(params=["tiny", "demo"])
+def llm_toolbox(request, tiny_models, demo_models, fake_openai, tmp_path) -> Toolbox:
+    """A preset's loaded models with the fake LLM configured."""
+    models = tiny_models if request.param == "tiny" else demo_models
+    home = tmp_path / "llm-home"
+    home.mkdir()
+    (home / "presets").symlink_to(models.settings.presets_dir, target_is_directory=True)
     settings = Settings(
-        home=tmp_path / "home", preset="tiny", llm_base_url=fake_openai.base_url,
+        home=home, preset=request.param, llm_base_url=fake_openai.base_url,
         llm_api_key="test", llm_max_retries=0,
     )  # fmt: skip
-    (tmp_path / "home").mkdir()
-    (tmp_path / "home" / "presets").symlink_to(tiny_models.settings.presets_dir)
-    toolbox = Toolbox(settings, renderer=tiny_models.backend, scorer=tiny_models.scorer)
+    return Toolbox(settings, renderer=models.backend, scorer=models.scorer)
+
+
+@pytest.mark.parametrize("name", ["caption", "arpo-vanilla", "arpo-enhanced"])
+def test_llm_methods_count_calls_and_tokens(
+    name, llm_toolbox: Toolbox, fake_openai: FakeOpenAI, reference_png, tmp_path
+) -> None:
     critique = [{"differences": ["too dark"]}] if name == "arpo-enhanced" else []
     fake_openai.reply({"prompt": "a red square"}, *critique, {"prompts": ["a red square, flat"]})
     image = Image.open(reference_png).convert("RGB")
-    output, meter = run_method(name, toolbox, image, tmp_path, budget=2, **FAST)
+    output, meter = run_method(name, llm_toolbox, image, tmp_path, budget=2, **FAST)
     assert output.prompt in ("a red square", "a red square, flat")
-    assert meter.llm_calls == len(fake_openai.requests) >= 2
+    assert output.note is None  # the caption is the LLM's, not an interrogation
+    assert meter.llm_calls == len(fake_openai.requests) >= 1
     assert meter.llm_tokens > 0 and meter.seconds["llm"] > 0
     assert meter.renders <= 2
 
