@@ -247,12 +247,15 @@ def _claim_out_dir(out: Path, config: BenchConfig, dataset: str) -> None:
             previous = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             previous = {}
-        old = {k: previous.get(k) for k in config.to_dict()}
-        if old != config.to_dict():
-            changed = ", ".join(k for k in old if old[k] != config.to_dict()[k])
+        wanted = config.to_dict()
+        changed = [k for k in wanted if previous.get(k) != wanted[k]]
+        if changed:
+            differences = "; ".join(
+                f"{k}: {previous.get(k)} there, {wanted[k]} now" for k in changed
+            )
             raise InvalidOptionError(
-                f"{out} holds a bench run with different {changed} ({old}); rerun with the "
-                "same options to resume it, or choose another --out directory."
+                f"{out} holds a bench run with different {', '.join(changed)} ({differences}); "
+                "rerun with the same options to resume it, or choose another --out directory."
             )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps({**config.to_dict(), "dataset": dataset}, indent=2).encode())
