@@ -1,62 +1,59 @@
-"""How well the ARPO loop recovers demo-world prompts, against interrogation alone.
+"""How well the ARPO loop recovers demo-world prompts, against interrogation alone, per scene
+complexity: a thin wrapper over ``arpo bench demo:N:K`` (one bench per object count K).
 
-For held-out scenes (seeds training never saw) of 1, 2 and 3 objects, runs the offline loop
-and reports, for the initial interrogation (iteration 0) and the final prompt:
+For held-out scenes of 1, 2 and 3 objects it runs ``interrogate-best`` (the loop's starting
+prompt) and ``arpo-offline`` and prints, per complexity:
   * attribute recall: share of the true scene's attributes the prompt states;
-  * image-image CLIP similarity between the prompt's render and the reference.
+  * replay image similarity: CLIP image-image similarity to the reference of the prompt's
+    renders with seeds the search never used;
+  * best search render: the best image similarity among the loop's own renders.
 
-    python benchmarks/demo_recovery.py [--scenes 30] [--objects 1 2 3] [--rerank 0]
+    python benchmarks/demo_recovery.py [--scenes 30] [--objects 1 2 3] [--budget 193]
+        [--out DIR]
 
-(default options: the demo preset's; --rerank 0 selects by text similarity alone)
+The default budget, 193 renders, is the demo preset's own: 12 iterations reranking 16
+candidates, plus the first prompt. Benches are kept in --out (default: a temporary folder),
+so a rerun with the same --out resumes.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 
-def mean_ci(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.3f}" if values else "-"
-    half = 1.96 * statistics.stdev(values) / len(values) ** 0.5
-    return f"{statistics.mean(values):.3f} ± {half:.3f}"
-
-
-def run(scenes: int, objects: list[int], options: dict[str, Any]) -> None:
-    from arpo import api
+def run(scenes: int, objects: list[int], budget: int, out: Path) -> None:
+    from arpo.bench import run_bench
+    from arpo.bench.summary import format_mean_ci
     from arpo.config import Settings
-    from arpo.demo.evaluate import heldout_scene
-    from arpo.demo.scenes import attribute_recall
     from arpo.tools.toolbox import Toolbox
 
-    with tempfile.TemporaryDirectory() as home:
-        toolbox = Toolbox(Settings(home=Path(home), preset="demo"))
-        print(f"options: {options}")
-        print(
-            "objects  scenes  recall: interrogation -> final"
-            "      image sim: interrogation -> final    s/scene"
+    toolbox = Toolbox(Settings(home=out / "arpo-home", preset="demo"))
+    print(f"budget {budget} renders; mean ± 95% CI over {scenes} held-out scenes")
+    print("| objects | recall: interrogation -> loop | replay image: interrogation -> loop"
+          " | best search render | s / scene |\n| --- | --- | --- | --- | --- |")  # fmt: skip
+    for n in objects:
+        started = time.perf_counter()
+        outcome = run_bench(
+            f"demo:{scenes}:{n}",
+            out_dir=out / f"objects-{n}",
+            methods=["interrogate-best", "arpo-offline"],
+            budget=budget,
+            toolbox=toolbox,
         )
-        for n in objects:
-            rows: dict[str, list[float]] = {"r0": [], "r1": [], "s0": [], "s1": []}
-            started = time.perf_counter()
-            for index in range(scenes):
-                outcome = api.demo(scene=10_000 + index, objects=n, toolbox=toolbox, **options)
-                result = outcome.result
-                scene = heldout_scene(10_000 + index, n)
-                rows["r0"].append(attribute_recall(scene, result.initial_prompt))
-                rows["r1"].append(outcome.recall)
-                rows["s0"].append(result.history[0]["image_score"])
-                rows["s1"].append(result.best_image_score)
-            per_scene = (time.perf_counter() - started) / scenes
-            print(
-                f"{n:>7}  {scenes:>6}  {mean_ci(rows['r0'])} -> {mean_ci(rows['r1'])}"
-                f"    {mean_ci(rows['s0'])} -> {mean_ci(rows['s1'])}    {per_scene:.1f}"
-            )
+        start, loop = (outcome.summary[m]["metrics"] for m in ("interrogate-best", "arpo-offline"))
+
+        def cell(stats: dict, key: str) -> str:
+            return format_mean_ci(stats[key], key)
+
+        print(
+            f"| {n} | {cell(start, 'attribute_recall')} -> {cell(loop, 'attribute_recall')}"
+            f" | {cell(start, 'image_score')} -> {cell(loop, 'image_score')}"
+            f" | {cell(loop, 'search_image_score')}"
+            f" | {(time.perf_counter() - started) / scenes:.1f} |"
+        )
 
 
 def main() -> None:
@@ -65,18 +62,14 @@ def main() -> None:
     )
     parser.add_argument("--scenes", type=int, default=30, help="held-out scenes per complexity")
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--iterations", type=int, default=None)
-    parser.add_argument("--candidates", type=int, default=None)
-    parser.add_argument(
-        "--rerank", type=int, default=None, help="rerank_top_k (0: text objective only)"
-    )
+    parser.add_argument("--budget", type=int, default=193, help="renders per scene")
+    parser.add_argument("--out", type=Path, default=None, help="keep the benches here")
     args = parser.parse_args()
-    options = {
-        "iterations": args.iterations,
-        "candidates": args.candidates,
-        "rerank_top_k": args.rerank,
-    }
-    run(args.scenes, args.objects, {k: v for k, v in options.items() if v is not None})
+    if args.out is not None:
+        run(args.scenes, args.objects, args.budget, args.out)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        run(args.scenes, args.objects, args.budget, Path(folder))
 
 
 if __name__ == "__main__":

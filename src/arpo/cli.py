@@ -303,6 +303,109 @@ def demo(
     out.print(f"report: {result.report}", highlight=False, soft_wrap=True)
 
 
+@app.command()
+def bench(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="A folder of images (a sidecar NAME.txt is an image's true prompt), or "
+            "demo:N (N held-out demo-world scenes; demo:N:K for K objects each)."
+        ),
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Bench folder; rerun with it to resume.")
+    ],
+    methods: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--methods",
+            "-m",
+            help="Comma-separated or repeated: caption, interrogate-fast, interrogate-best, "
+            "pez, random-search, arpo-offline, arpo-vanilla, arpo-enhanced; groups: "
+            "interrogate, offline (default), all.",
+        ),
+    ] = None,
+    budget: Annotated[
+        int, typer.Option(help="Renders per image for the methods that render.")
+    ] = 64,
+    seeds: Annotated[
+        int, typer.Option(help="Replay seeds: each final prompt is rendered with K new seeds.")
+    ] = 3,
+    seed: Annotated[int, typer.Option(help="Search seed (renders, random choices).")] = 0,
+    preset: PresetOption = None,
+) -> None:
+    """Compare ARPO with the baselines on DATASET: writes results.csv, summary.json (mean and
+    95% CI per method) and report.html. Finished image-method pairs are not redone."""
+    from arpo.bench import run_bench
+    from arpo.bench.summary import markdown_table
+
+    if preset is None and dataset.startswith("demo:"):
+        preset = "demo"
+    toolbox = _toolbox(preset)
+    progress = _BenchProgress()
+    hint = f"Finished pairs are kept in {out_dir}; rerun the same command to resume."
+    with _errors(lambda: hint if progress.task is not None else None), progress:
+        outcome = run_bench(
+            dataset,
+            out_dir=out_dir,
+            methods=methods or ["offline"],
+            budget=budget,
+            replay_seeds=seeds,
+            seed=seed,
+            toolbox=toolbox,
+            on_progress=progress.update,
+        )
+    for problem in outcome.problems:
+        err.print(
+            f"[yellow]left out[/yellow] {problem['image']}: {problem['error']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    out.print("mean ± 95% CI over images:")
+    out.print(markdown_table(outcome.summary), highlight=False, soft_wrap=True)
+    for path in (outcome.results_csv, outcome.summary_json, outcome.report_html):
+        out.print(str(path), highlight=False, soft_wrap=True)
+
+
+class _BenchProgress:
+    """One bar over every (image, method) pair of a bench."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]bench"),
+            MofNCompleteColumn(),
+            BarColumn(bar_width=24),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[last]}"),
+            console=err,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> _BenchProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "started":
+            self.task = self.progress.add_task("bench", total=event["total"], last="")
+        elif event.get("event") == "pair" and self.task is not None:
+            last = f"{event['method']} on {event['image']}: {event['status']}"
+            self.progress.update(self.task, completed=event["done"], last=last)
+
+
 class _Progress:
     """Live display of a run: iteration bar, best score, current prompt."""
 

@@ -1,0 +1,121 @@
+"""How good a method's prompt is, and what it cost, measured the same way for every method.
+
+* ``text_score``: CLIP text-image similarity of the prompt to the reference;
+* ``image_score``: mean CLIP image-image similarity to the reference of the prompt's renders
+  with K *replay* seeds, disjoint from the search seeds (does the prompt recreate the image,
+  or only the renders it was tuned on?);
+* ``search_image_score`` (methods that render): the best image-image similarity among the
+  method's own renders, on the search seeds; its gap to ``image_score`` is overfitting to them;
+* ``true_text_score`` (true prompt known): CLIP text-text similarity to the true prompt;
+* ``attribute_recall`` (demo world): share of the scene's attributes the prompt states;
+* ``prompt_tokens``: the prompt's length in the CLIP tokenizer's tokens;
+* cost: seconds per stage, real renders, LLM calls and tokens (:mod:`arpo.bench.cost`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from arpo.bench.cost import StageMeter
+    from arpo.bench.dataset import BenchImage
+    from arpo.tools.toolbox import Toolbox
+
+REPLAY_SEED_OFFSET = 1000  # replay seeds: seed + 1000 + k, never a search seed
+QUALITY = (
+    "text_score",
+    "image_score",
+    "search_image_score",
+    "true_text_score",
+    "attribute_recall",
+    "prompt_tokens",
+)
+COST = (
+    "time_total_s",
+    "time_render_s",
+    "time_score_s",
+    "time_llm_s",
+    "time_other_s",
+    "renders",
+    "llm_calls",
+    "llm_tokens",
+)
+METRICS = QUALITY + COST
+
+
+def replay_seeds(seed: int, count: int) -> list[int]:
+    return [seed + REPLAY_SEED_OFFSET + k for k in range(count)]
+
+
+def quality(
+    toolbox: Toolbox,
+    image: BenchImage,
+    embedding: torch.Tensor,
+    prompt: str,
+    seeds: list[int],
+    options: dict[str, Any] | None = None,
+) -> tuple[dict[str, float | None], list[str]]:
+    """The quality metrics of ``prompt`` and its replay renders (artifact hashes);
+    ``options``: run-option overrides of the render size and steps."""
+    from arpo.graph.context import RunOptions
+
+    scorer = toolbox.scorer
+    params = RunOptions.build({**toolbox.option_defaults, **(options or {})}).render_params
+    renders = toolbox.renderer.render([prompt] * len(seeds), seeds, params)
+    sims = scorer.image_similarity(
+        scorer.encode_stored(renders, toolbox.store.get_image), embedding
+    )
+    values: dict[str, float | None] = {
+        "text_score": scorer.text_similarity([prompt], embedding)[0],
+        "image_score": sum(sims) / len(sims),
+        "true_text_score": None,
+        "attribute_recall": None,
+        "prompt_tokens": float(prompt_tokens(scorer.tokenizer, prompt)),
+    }
+    if image.true_prompt:
+        pair = scorer.encode_texts([prompt, image.true_prompt])
+        values["true_text_score"] = float(pair[0] @ pair[1])
+    if image.scene is not None:
+        from arpo.demo.scenes import attribute_recall
+
+        values["attribute_recall"] = attribute_recall(image.scene, prompt)
+    return values, renders
+
+
+def prompt_tokens(tokenizer: Any, prompt: str) -> int:
+    """Tokens of ``prompt`` without the start and end tokens (at most the context length)."""
+    row = tokenizer([prompt])[0].tolist()
+    empty = tokenizer([""])[0].tolist()
+    pad = empty[2] if len(empty) > 2 else 0
+    return max(0, sum(1 for token in row if token != pad) - 2)
+
+
+def cost(meter: StageMeter, total_s: float) -> dict[str, float]:
+    seconds = meter.seconds
+    spent = seconds["render"] + seconds["score"] + seconds["llm"]
+    return {
+        "time_total_s": total_s,
+        "time_render_s": seconds["render"],
+        "time_score_s": seconds["score"],
+        "time_llm_s": seconds["llm"],
+        "time_other_s": max(0.0, total_s - spent),
+        "renders": float(meter.renders),
+        "llm_calls": float(meter.llm_calls),
+        "llm_tokens": float(meter.llm_tokens),
+    }
+
+
+def best_by_render(toolbox: Toolbox, meter: StageMeter, embedding: torch.Tensor) -> list[float]:
+    """After each real render, the best image-image similarity to the reference so far:
+    one point per render, for the score-against-renders plot."""
+    if not meter.rendered:
+        return []
+    scorer = toolbox.scorer
+    sims = scorer.image_similarity(scorer.encode_images(meter.rendered), embedding)
+    curve, best = [], float("-inf")
+    for sim in sims:
+        best = max(best, sim)
+        curve.append(best)
+    return curve

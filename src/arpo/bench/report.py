@@ -1,0 +1,252 @@
+"""The bench report: one self-contained HTML page (no scripts, fonts or CDN).
+
+The summary table (mean ± 95% CI per method), a plot of the best image-image score against
+renders spent, and a contact sheet per image: the reference, then each method's replay render
+with its prompt. Image paths are relative to the bench folder, where the page lives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from arpo.report import _esc, _image, _nice_step, _page, _score, _y_range
+from arpo.tools.store import atomic_write
+
+_W, _H = 760, 340
+_ML, _MR, _MT, _MB = 64, 200, 20, 48
+_PALETTE = ("#2563eb", "#d97706", "#16a34a", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
+_EXTRA_CSS = """<style>
+.sheet { display:flex; flex-wrap:wrap; gap:12px; }
+.sheet figure { width:150px; }
+.sheet figcaption code { display:block; white-space:normal; word-break:break-word;
+  font-size:.75rem; color:var(--fg); }
+.problems li { color:#991b1b; }
+.scroll { overflow-x:auto; }
+</style>"""
+
+
+def write_report(out: Path, document: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> Path:
+    target = out / "report.html"
+    atomic_write(target, render_report(document, rows).encode("utf-8"))
+    return target
+
+
+def render_report(document: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
+    summary = document.get("summary") or {}
+    body = "\n".join(
+        [
+            _EXTRA_CSS,
+            _header(document),
+            _summary_section(summary),
+            _plot_section(rows, list(summary), document.get("budget")),
+            _sheets_section(rows, list(summary)),
+        ]
+    )
+    return _page(f"arpo bench · {document.get('dataset', '')}", body)
+
+
+def _header(document: Mapping[str, Any]) -> str:
+    models = document.get("models") or {}
+    facts = [
+        f"dataset <code>{_esc(document.get('dataset'))}</code>",
+        f"budget {_esc(document.get('budget'))} renders per image",
+        f"{_esc(document.get('replay_seeds'))} replay seeds",
+        f"seed {_esc(document.get('seed'))}",
+        "models "
+        + ", ".join(f"{_esc(k)}: <code>{_esc(v or 'none')}</code>" for k, v in models.items()),
+    ]
+    problems = document.get("problems") or []
+    listed = "".join(
+        f"<li><code>{_esc(p.get('image'))}</code>: {_esc(p.get('error'))}</li>" for p in problems
+    )
+    problem_html = (
+        f'<h2 class="label">Images left out</h2><ul class="problems">{listed}</ul>'
+        if problems
+        else ""
+    )
+    return (
+        '<header class="card"><h1>arpo bench</h1>'
+        f'<p class="muted">{" · ".join(facts)}</p>{problem_html}</header>'
+    )
+
+
+def _summary_section(summary: Mapping[str, Any]) -> str:
+    from arpo.bench.summary import summary_table
+
+    headings, rows = summary_table(summary)
+    head = "".join(f"<th>{_esc(h)}</th>" for h in headings)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{_esc(cell)}</td>' for cell in row) + "</tr>"
+        for row in rows
+    )
+    return (
+        '<section class="card"><h2>Summary</h2>'
+        '<p class="muted">Mean ± 95% confidence half-width (Student t) over the images each '
+        "method finished. Replay: the prompt rendered with seeds the search never used.</p>"
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+        "</table></div></section>"
+    )
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def mean_curves(
+    rows: Sequence[Mapping[str, Any]], methods: Sequence[str]
+) -> dict[str, list[float]]:
+    """Per rendering method, the mean over images of the best score after r renders
+    (a method that stopped early keeps its last best)."""
+    curves: dict[str, list[float]] = {}
+    for method in methods:
+        series = [
+            list(r["best_by_render"])
+            for r in rows
+            if r.get("method") == method and r.get("status") == "done" and r.get("best_by_render")
+        ]
+        if not series:
+            continue
+        length = max(len(s) for s in series)
+        padded = [s + [s[-1]] * (length - len(s)) for s in series]
+        curves[method] = [sum(col) / len(col) for col in zip(*padded, strict=True)]
+    return curves
+
+
+def _flat_levels(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> dict[str, float]:
+    """Methods that never render: their mean replay image score, drawn as a level line."""
+    levels = {}
+    for method in methods:
+        scores = [
+            r["image_score"]
+            for r in rows
+            if r.get("method") == method
+            and r.get("status") == "done"
+            and not r.get("best_by_render")
+            and isinstance(r.get("image_score"), int | float)
+        ]
+        if scores:
+            levels[method] = sum(scores) / len(scores)
+    return levels
+
+
+def _plot_section(rows: Sequence[Mapping[str, Any]], methods: list[str], budget: Any) -> str:
+    curves = mean_curves(rows, methods)
+    levels = _flat_levels(rows, [m for m in methods if m not in curves])
+    if not curves and not levels:
+        return ""
+    return (
+        '<section class="card"><h2>Best score against renders spent</h2>'
+        '<p class="muted">Best image-image CLIP similarity to the reference among a method\'s '
+        "renders so far, mean over images. Dashed: methods that do not render (their replay "
+        "score).</p>"
+        f"{_svg_plot(curves, levels, methods, budget)}</section>"
+    )
+
+
+def _svg_plot(
+    curves: dict[str, list[float]], levels: dict[str, float], methods: list[str], budget: Any
+) -> str:
+    values = [v for c in curves.values() for v in c] + list(levels.values())
+    low, high, step = _y_range(values)
+    x_max = max([len(c) for c in curves.values()] + [budget if isinstance(budget, int) else 1, 1])
+    width, height = _W - _ML - _MR, _H - _MT - _MB
+
+    def x(renders: float) -> float:
+        return _ML + renders / x_max * width
+
+    def y(score: float) -> float:
+        return _MT + (high - score) / (high - low) * height
+
+    parts = [f'<rect class="plot-bg" x="{_ML}" y="{_MT}" width="{width}" height="{height}"/>']
+    tick = low
+    while tick <= high + 1e-9:
+        parts.append(
+            f'<line class="grid" x1="{_ML}" x2="{_ML + width}" y1="{y(tick):.1f}" '
+            f'y2="{y(tick):.1f}"/><text class="tick" x="{_ML - 6}" y="{y(tick) + 4:.1f}" '
+            f'text-anchor="end">{tick:.{_decimals(step)}f}</text>'
+        )
+        tick += step
+    x_step = max(1, int(_nice_step(x_max, 8)))
+    for r in range(0, x_max + 1, x_step):
+        parts.append(
+            f'<text class="tick" x="{x(r):.1f}" y="{_MT + height + 16}" '
+            f'text-anchor="middle">{r}</text>'
+        )
+    parts.append(
+        f'<text class="axis-label" x="{_ML + width / 2}" y="{_H - 8}" '
+        'text-anchor="middle">renders spent</text>'
+    )
+    for index, method in enumerate(methods):
+        colour = _PALETTE[index % len(_PALETTE)]
+        legend_y = _MT + 14 + 18 * index
+        if method in curves:
+            points = " ".join(f"{x(i + 1):.1f},{y(v):.1f}" for i, v in enumerate(curves[method]))
+            parts.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
+            )
+            dash = ""
+        elif method in levels:
+            level = y(levels[method])
+            parts.append(
+                f'<line x1="{_ML}" x2="{_ML + width}" y1="{level:.1f}" y2="{level:.1f}" '
+                f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="5 4"/>'
+            )
+            dash = ' stroke-dasharray="5 4"'
+        else:
+            continue
+        parts.append(
+            f'<line x1="{_ML + width + 12}" x2="{_ML + width + 36}" y1="{legend_y}" '
+            f'y2="{legend_y}" stroke="{colour}" stroke-width="2"{dash}/>'
+            f'<text class="legend-text" x="{_ML + width + 42}" y="{legend_y + 4}">'
+            f"{_esc(method)}</text>"
+        )
+    return (
+        f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" '
+        f'aria-label="best score against renders">{"".join(parts)}</svg>'
+    )
+
+
+def _decimals(step: float) -> int:
+    return 0 if step >= 1 else 2 if step >= 0.01 else 3
+
+
+# --------------------------------------------------------------------------- contact sheets
+
+
+def _sheets_section(rows: Sequence[Mapping[str, Any]], methods: list[str]) -> str:
+    images = list(dict.fromkeys(r["image"] for r in rows))
+    if not images:
+        return ""
+    sheets = "".join(_sheet(image, rows, methods) for image in images)
+    return f'<section class="card"><h2>Contact sheets</h2>{sheets}</section>'
+
+
+def _sheet(image: str, rows: Sequence[Mapping[str, Any]], methods: list[str]) -> str:
+    from arpo.bench.runner import slug
+
+    mine = {r["method"]: r for r in rows if r["image"] == image}
+    true_prompt = next((r.get("true_prompt") for r in mine.values() if r.get("true_prompt")), None)
+    caption = f"<code>{_esc(true_prompt)}</code>" if true_prompt else ""
+    figures = [
+        f"<figure>{_image(f'images/{slug(image)}/reference.png', image, 150)}"
+        f"<figcaption><strong>reference</strong>{caption}</figcaption></figure>"
+    ]
+    for method in methods:
+        row = mine.get(method)
+        if row is None:
+            continue
+        if row.get("status") != "done":
+            why = row.get("error") or row.get("note") or row.get("status")
+            figures.append(
+                f"<figure>{_image(None, method, 150, _esc(row.get('status')))}"
+                f"<figcaption><strong>{_esc(method)}</strong> {_esc(why)}</figcaption></figure>"
+            )
+            continue
+        figures.append(
+            f"<figure>{_image(row.get('render'), method, 150)}"
+            f"<figcaption><strong>{_esc(method)}</strong> image {_score(row.get('image_score'))}"
+            f" · text {_score(row.get('text_score'))}<code>{_esc(row.get('prompt'))}</code>"
+            "</figcaption></figure>"
+        )
+    return f'<h3>{_esc(image)}</h3><div class="sheet">{"".join(figures)}</div>'

@@ -1,0 +1,109 @@
+"""Per method: mean and 95% confidence interval of every metric over the images it finished.
+
+The interval is Student's t (``mean ± t(0.975, n-1) · sd / sqrt(n)``): benches are often a
+handful of images, where the normal 1.96 is too narrow.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+# t quantiles (0.975) for 1..30 degrees of freedom
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t_quantile_975(df: int) -> float:
+    """Student's t 0.975 quantile; past 30 degrees of freedom ``1.96 + 2.4 / df`` is within
+    0.002 of it."""
+    if df < 1:
+        raise ValueError("a confidence interval needs at least two values")
+    return _T975[df - 1] if df <= len(_T975) else 1.96 + 2.4 / df
+
+
+def mean_ci(values: Sequence[float]) -> dict[str, float | int | None]:
+    """``{"mean", "ci95", "n"}``: ``ci95`` is the half-width (None below two values)."""
+    clean = [v for v in values if v is not None and math.isfinite(v)]
+    if not clean:
+        return {"mean": None, "ci95": None, "n": 0}
+    mean = statistics.fmean(clean)
+    if len(clean) < 2:
+        return {"mean": mean, "ci95": None, "n": 1}
+    half = t_quantile_975(len(clean) - 1) * statistics.stdev(clean) / math.sqrt(len(clean))
+    return {"mean": mean, "ci95": half, "n": len(clean)}
+
+
+def summarize(
+    rows: Iterable[Mapping[str, Any]], metrics: Sequence[str], methods: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """For each method (in ``methods`` order): how many images it finished, failed and
+    skipped, and ``mean_ci`` of each metric over its finished images."""
+    rows = list(rows)
+    summary: dict[str, dict[str, Any]] = {}
+    for method in methods:
+        mine = [r for r in rows if r.get("method") == method]
+        done = [r for r in mine if r.get("status") == "done"]
+        summary[method] = {
+            "images": len(done),
+            "failed": sum(1 for r in mine if r.get("status") == "failed"),
+            "skipped": sum(1 for r in mine if r.get("status") == "skipped"),
+            "metrics": {m: mean_ci([r[m] for r in done if _is_number(r.get(m))]) for m in metrics},
+        }
+    return summary
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+#: The summary table's columns: metric key -> heading (cost detail stays in summary.json).
+TABLE_COLUMNS: dict[str, str] = {
+    "text_score": "text-image",
+    "image_score": "replay image-image",
+    "search_image_score": "best search render",
+    "true_text_score": "text-text to true",
+    "attribute_recall": "attribute recall",
+    "prompt_tokens": "tokens",
+    "time_total_s": "s / image",
+    "renders": "renders",
+    "llm_calls": "LLM calls",
+}
+
+
+def summary_table(summary: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Headings and one row of text cells per method: ``mean ± ci95`` per column; columns
+    no method has a value for (e.g. attribute recall off the demo world) are left out."""
+    columns = [
+        key
+        for key in TABLE_COLUMNS
+        if any(s["metrics"].get(key, {}).get("mean") is not None for s in summary.values())
+    ]
+    rows = []
+    for method, entry in summary.items():
+        counts = f"{entry['images']}" + (f" ({entry['failed']} failed)" if entry["failed"] else "")
+        if entry["skipped"] and not entry["images"]:
+            counts = "skipped"
+        cells = [format_mean_ci(entry["metrics"].get(key, {}), key) for key in columns]
+        rows.append([method, counts, *cells])
+    return ["method", "images", *(TABLE_COLUMNS[key] for key in columns)], rows
+
+
+def format_mean_ci(stat: Mapping[str, Any], key: str = "") -> str:
+    mean, half = stat.get("mean"), stat.get("ci95")
+    if mean is None:
+        return "-"
+    digits = 1 if key in ("prompt_tokens", "renders", "llm_calls") else 2 if "time" in key else 3
+    return f"{mean:.{digits}f}" + ("" if half is None else f" ± {half:.{digits}f}")
+
+
+def markdown_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
+    headings, rows = summary_table(summary)
+    lines = ["| " + " | ".join(headings) + " |", "|" + " --- |" * len(headings)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
