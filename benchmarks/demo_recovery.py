@@ -8,12 +8,13 @@ prompt) and ``arpo-offline`` and prints, per complexity:
     renders with seeds the search never used;
   * best search render: the best image similarity among the loop's own renders.
 
-    python benchmarks/demo_recovery.py [--scenes 30] [--objects 1 2 3] [--budget 193]
+    python benchmarks/demo_recovery.py [--scenes 30] [--objects 1 2 3] [--budget R]
         [--out DIR]
 
-The default budget, 193 renders, is the demo preset's own: 12 iterations reranking 16
-candidates, plus the first prompt. Benches are kept in --out (default: a temporary folder),
-so a rerun with the same --out resumes.
+The default budget is the demo preset's own worst case: its iterations times the candidates
+it renders each, plus the first prompt (20 x 192 + 1 = 3841); runs stop earlier on patience.
+Benches are kept in --out (default: a temporary folder), so a rerun with the same --out
+resumes.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ import time
 from pathlib import Path
 
 
-def run(scenes: int, objects: list[int], budget: int, out: Path) -> None:
+def run(scenes: int, objects: list[int], budget: int | None, out: Path) -> None:
     from arpo.bench import run_bench
     from arpo.bench.summary import format_mean_ci
     from arpo.config import Settings
     from arpo.tools.toolbox import Toolbox
 
     toolbox = Toolbox(Settings(home=out / "arpo-home", preset="demo"))
+    if budget is None:
+        defaults = toolbox.option_defaults
+        budget = 1 + defaults["iterations"] * defaults["rerank_top_k"]
     print(f"budget {budget} renders; mean ± 95% CI over {scenes} held-out scenes")
     print("| objects | recall: interrogation -> loop | replay image: interrogation -> loop"
           " | best search render | s / scene |\n| --- | --- | --- | --- | --- |")  # fmt: skip
@@ -62,7 +66,7 @@ def main() -> None:
     )
     parser.add_argument("--scenes", type=int, default=30, help="held-out scenes per complexity")
     parser.add_argument("--objects", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--budget", type=int, default=193, help="renders per scene")
+    parser.add_argument("--budget", type=int, default=None, help="renders per scene")
     parser.add_argument("--out", type=Path, default=None, help="keep the benches here")
     args = parser.parse_args()
     if args.out is not None:

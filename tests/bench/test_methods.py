@@ -158,3 +158,13 @@ def test_pez_is_deterministic_for_a_seed(tiny_models: Toolbox, reference_png) ->
     first = pez_prompt(scorer.model, scorer.tokenizer, reference, steps=10, seed=3)
     assert first == pez_prompt(scorer.model, scorer.tokenizer, reference, steps=10, seed=3)
     assert first.isprintable() and first.strip()
+
+
+def test_a_small_budget_shrinks_iterations_and_width_together() -> None:
+    preset = {"candidates": 16, "rerank_top_k": 16, "iterations": 12}
+    assert arpo_budget_options(preset, 64) == {
+        "iterations": 7,
+        "rerank_top_k": 9,
+        "candidates": 16,
+    }
+    assert arpo_budget_options(preset, 193)["iterations"] == 12  # the options' own budget

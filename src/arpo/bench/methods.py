@@ -206,7 +206,9 @@ def arpo_budget_options(defaults: dict[str, Any], budget: int) -> dict[str, Any]
     as much of it as it can. With ``s`` seeds a prompt, the first prompt costs ``s`` and each
     iteration ``k * s`` when it renders its top ``k`` candidates (the chosen one is then
     already rendered), else ``s`` (its new prompt, rendered next iteration or at the end).
-    The rerank width is evened out over the iterations: budget 32 with k=16 gives 2 x 15."""
+    Below the options' own worst case (iterations x k), iterations and width shrink by the
+    same factor, so a small budget still gets several steps: 12 x 16 at budget 64 gives 7 x 9;
+    above it, the width stays k and the iterations grow."""
     from arpo.graph.context import RunOptions
 
     options = RunOptions.build(defaults)
@@ -219,6 +221,10 @@ def arpo_budget_options(defaults: dict[str, Any], budget: int) -> dict[str, Any]
     if not options.rerank_top_k:
         return {"iterations": prompts - 1}
     iterations = math.ceil((prompts - 1) / options.rerank_top_k)
+    preset_renders = options.iterations * options.rerank_top_k
+    if prompts - 1 < preset_renders:  # shrink depth and width together, not width alone
+        depth = options.iterations * math.sqrt((prompts - 1) / preset_renders)
+        iterations = max(iterations, min(options.iterations, round(depth)))
     rerank = (prompts - 1) // iterations
     return {
         "iterations": iterations,
