@@ -198,14 +198,22 @@ def url_policy(max_bytes: int = 1_000_000) -> SourcePolicy:
 
 
 def transport(routes: dict[str, httpx.Response]) -> httpx.MockTransport:
+    """Answers by the URL the client asked for (scheme, Host header, path); records those
+    URLs in ``seen`` and the addresses actually connected to in ``connected``."""
     seen: list[str] = []
+    connected: list[str] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(str(request.url))
-        return routes[str(request.url)]
+        asked = f"{request.url.scheme}://{request.headers['host']}{request.url.raw_path.decode()}"
+        seen.append(asked)
+        connected.append(request.url.host)
+        if request.url.scheme == "https":
+            assert request.extensions["sni_hostname"] == request.headers["host"].split(":")[0]
+        return routes[asked]
 
     mock = httpx.MockTransport(handle)
     mock.seen = seen  # type: ignore[attr-defined]
+    mock.connected = connected  # type: ignore[attr-defined]
     return mock
 
 
@@ -227,6 +235,21 @@ def test_public_url_is_fetched_following_redirects(store) -> None:
     )
     assert image.size == (32, 24)
     assert mock.seen == list(routes)
+    assert mock.connected == ["93.184.216.34", "93.184.216.34", "93.184.216.35"]
+
+
+def test_connection_goes_to_the_checked_address_even_if_dns_changes(store) -> None:
+    answers = iter([["93.184.216.34"], ["127.0.0.1"]])  # a rebinding DNS server
+
+    def rebinding(host: str, port: int) -> list[str]:
+        return next(answers)
+
+    mock = transport({"http://img.example:8080/a.png": png_response()})
+    data = fetch_url(
+        "http://img.example:8080/a.png", url_policy(), resolver=rebinding, transport=mock
+    )
+    assert data == png_bytes()
+    assert mock.connected == ["93.184.216.34"]
 
 
 @pytest.mark.parametrize(

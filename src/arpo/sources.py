@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from arpo.errors import InvalidImageError
 
@@ -152,8 +152,9 @@ def fetch_url(
     """GET an image URL: public addresses only (checked on every hop), at most
     ``URL_MAX_REDIRECTS`` redirects, an image content type, and at most ``url_max_bytes``.
 
-    The address is checked before the request; a DNS answer that changes between the check and
-    the connection (DNS rebinding) is not caught here.
+    Each hop connects to the address that was checked (the Host header and TLS name stay the
+    URL's), so a DNS answer that changes after the check (DNS rebinding) cannot redirect the
+    connection to a private address.
     """
     import httpx
 
@@ -161,9 +162,9 @@ def fetch_url(
     timeout = httpx.Timeout(policy.url_timeout_s)
     with httpx.Client(transport=transport, timeout=timeout, follow_redirects=False) as client:
         for _ in range(URL_MAX_REDIRECTS + 1):
-            check_public_url(url, resolve)
+            address = check_public_url(url, resolve)
             try:
-                with client.stream("GET", url, headers={"Accept": "image/*"}) as response:
+                with client.stream("GET", **_pinned_request(url, address)) as response:
                     if response.is_redirect:
                         url = urljoin(url, response.headers.get("location", ""))
                         continue
@@ -179,8 +180,21 @@ def fetch_url(
     )
 
 
-def check_public_url(url: str, resolve: Resolver) -> None:
-    """Refuse URLs that are not http(s) or whose host resolves to a non-public address."""
+def _pinned_request(url: str, address: str) -> dict[str, Any]:
+    """Arguments for a GET of ``url`` sent to ``address``."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return {
+        "url": urlunsplit(parts._replace(netloc=netloc)),
+        "headers": {"Accept": "image/*", "Host": parts.netloc.rsplit("@", 1)[-1]},
+        "extensions": {"sni_hostname": parts.hostname} if parts.scheme == "https" else {},
+    }
+
+
+def check_public_url(url: str, resolve: Resolver) -> str:
+    """Refuse URLs that are not http(s) or whose host resolves to a non-public address;
+    returns the address to connect to."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidImageError(f"cannot fetch {url!r}: only http(s) URLs with a host are allowed.")
@@ -203,6 +217,7 @@ def check_public_url(url: str, resolve: Resolver) -> None:
                 "private, link-local or reserved address. Only public addresses are fetched; "
                 "pass the image as a path or base64 instead."
             )
+    return addresses[0]
 
 
 def is_public_address(address: str) -> bool:
