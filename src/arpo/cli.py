@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import typer
 from rich.console import Console
@@ -367,7 +367,20 @@ def bench(
         out.print(str(path), highlight=False, soft_wrap=True)
 
 
-class _BenchProgress:
+class _LiveDisplay:
+    """A rich ``Progress`` display, used as a context manager."""
+
+    progress: Any
+
+    def __enter__(self) -> Self:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+
+class _BenchProgress(_LiveDisplay):
     """One bar over every (image, method) pair of a bench."""
 
     def __init__(self) -> None:
@@ -391,13 +404,6 @@ class _BenchProgress:
         )
         self.task: Any = None
 
-    def __enter__(self) -> _BenchProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
-
     def update(self, event: dict[str, Any]) -> None:
         if event.get("event") == "started":
             self.task = self.progress.add_task("bench", total=event["total"], last="")
@@ -406,7 +412,7 @@ class _BenchProgress:
             self.progress.update(self.task, completed=event["done"], last=last)
 
 
-class _Progress:
+class _Progress(_LiveDisplay):
     """Live display of a run: iteration bar, best score, current prompt."""
 
     def __init__(self) -> None:
@@ -435,13 +441,6 @@ class _Progress:
             expand=True,
         )
         self.task: Any = None
-
-    def __enter__(self) -> _Progress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
 
     def update(self, event: dict[str, Any]) -> None:
         self.run_id = event.get("run_id", self.run_id)
