@@ -6,8 +6,9 @@
 Reproducible: scenes, captions and initial weights come from fixed seeds (results can still
 differ in the last digits across CPUs and thread counts). Scenes are rendered ahead into a
 pool (with two processes); every step draws a batch, captions each scene in a freshly sampled
-phrasing, and adds one hard negative per scene: the same caption with one attribute changed,
-which teaches shape, fill and position rather than colour alone.
+phrasing, and adds two hard negatives per scene in the same phrasing (one attribute changed,
+the colour swapped with the background's, an object added or removed, or two objects' colours
+or shapes exchanged), which teach shape, fill, position and binding rather than colour alone.
 """
 
 from __future__ import annotations
