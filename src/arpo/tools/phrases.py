@@ -103,9 +103,8 @@ class OfflineProposer:
     It enumerates single edits of the prompt: drop a phrase, replace a phrase by another of
     its category (its one-word neighbours always among them), or add a phrase of any category
     (of a one-per-prompt category only when the prompt has none). Phrases considered for a
-    slot are the
-    ``per_slot`` most similar to the reference in that category plus ``explore`` drawn at
-    random from the rest (a phrase can matter in context though weak alone). At most
+    slot are the ``per_slot`` most similar to the reference in that category plus ``explore``
+    drawn at random from the rest (a phrase can matter in context though weak alone). At most
     ``max_edits`` edits are scored, in one CLIP batch (one-word edits first, then a sample of
     the rest), and the best ``count`` are returned.
     """
