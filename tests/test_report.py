@@ -268,6 +268,22 @@ def test_empty_history() -> None:
     assert "a cat, oil painting" in text  # best prompt still shown
 
 
+def test_stored_decomposition_is_shown() -> None:
+    result = _result()
+    result["decomposition"] = {
+        "content": ["a cat", "a <red> hat"],
+        "medium": ["oil painting"],
+        "lighting": [],
+        "negative": "",
+    }
+    text = render_report(result)
+    _parse(text)
+    assert '<span class="k">content</span> a cat, a &lt;red&gt; hat' in text
+    assert '<span class="k">medium</span> oil painting' in text
+    assert '<span class="k">lighting</span>' not in text  # empty components are left out
+    assert "(not stored)" in render_report(_result())
+
+
 def test_minimal_result_tolerated() -> None:
     text = render_report({})
     _parse(text)

@@ -244,6 +244,7 @@ def _header_card(
             ("Elapsed", _elapsed(result.get("elapsed_s"))),
             ("Models", _kv(result.get("models"))),
             ("Options", _kv(result.get("options"))),
+            ("Components", _components(result.get("decomposition"))),
         ]
     )
     return (
@@ -252,6 +253,16 @@ def _header_card(
         f'<span class="badge status-{_esc(_slug(status))}">{_esc(status)}</span></div>'
         f'<h2 class="label">Best prompt</h2>{prompt_html}{scores}{meta}</header>'
     )
+
+
+def _components(value: Any) -> str:
+    """The best prompt's stored decomposition (content vs style, for remixing)."""
+    parts = {
+        name: ", ".join(phrases) if isinstance(phrases, list) else phrases
+        for name, phrases in _mapping(value).items()
+        if phrases
+    }
+    return _kv(parts) if parts else '<span class="muted">(not stored)</span>'
 
 
 def _initial_prompt(value: Any) -> str:
