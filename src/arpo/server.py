@@ -35,9 +35,9 @@ from pydantic import BaseModel, Field
 from arpo import api
 from arpo.config import Settings
 from arpo.errors import ArpoError, InvalidOptionError
-from arpo.previews import encode_preview, row, side_by_side
 from arpo.runs import RunRecords, checkpointed_values, run_summary
-from arpo.sources import SourcePolicy, policy_from_settings, resolve_image
+from arpo.tools.previews import encode_preview, row, side_by_side
+from arpo.tools.sources import SourcePolicy, policy_from_settings, resolve_image
 from arpo.tools.toolbox import Toolbox
 
 log = logging.getLogger(__name__)
@@ -732,7 +732,7 @@ REMIX_PROMPT = """Help me remix the image {image}.
 def _fuse_side(state: Arpo, text: str) -> Any:
     """A fuse source: a run id or a prompt as text, anything naming an image as the image."""
     from arpo.runs import RUN_ID
-    from arpo.sources import classify
+    from arpo.tools.sources import classify
 
     stripped = text.strip()
     if RUN_ID.fullmatch(stripped):

@@ -13,8 +13,8 @@ from PIL import Image
 
 from arpo.config import Settings
 from arpo.errors import InvalidImageError
-from arpo.previews import encode_preview, side_by_side
-from arpo.sources import (
+from arpo.tools.previews import encode_preview, side_by_side
+from arpo.tools.sources import (
     SourcePolicy,
     classify,
     confine_path,
