@@ -42,3 +42,13 @@ class LLMOutputError(LLMError):
 
 class RunNotFoundError(ArpoError):
     """No stored run has the given id."""
+
+
+class RunBusyError(ArpoError):
+    """Another live process is running the run (it holds the run's lease)."""
+
+
+class RunCancelled(ArpoError):
+    """The run was stopped on request (Ctrl-C, a cancelled MCP request); it stays resumable."""
+
+    exit_code = 130

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from arpo.report import REPORT_NAME, render_remix_report
-from arpo.runs import new_run_id
-from arpo.tools.store import ArtifactStore, atomic_write
+from arpo.tools.store import ArtifactStore, atomic_write, new_record_id
 
 __all__ = ["RemixRecord", "save_remix"]
 
@@ -34,7 +33,7 @@ class RemixRecord:
 
     @classmethod
     def new(cls, **fields: Any) -> RemixRecord:
-        return cls(remix_id=new_run_id(), **fields)
+        return cls(remix_id=new_record_id(), **fields)
 
 
 def save_remix(record: RemixRecord, remixes_dir: Path, store: ArtifactStore) -> Path:

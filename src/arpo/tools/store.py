@@ -11,7 +11,9 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,12 @@ from arpo.errors import InvalidImageError
 if TYPE_CHECKING:
     from PIL import Image
 
-_HASH = re.compile(r"[0-9a-f]{64}")
+ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def new_record_id() -> str:
+    """A sortable, unique id for a run or a remix: UTC time to the second plus 6 hex digits."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -55,7 +62,7 @@ class ArtifactStore:
         return digest
 
     def path(self, digest: str) -> Path:
-        if not isinstance(digest, str) or not _HASH.fullmatch(digest):
+        if not isinstance(digest, str) or not ARTIFACT_ID.fullmatch(digest):
             raise InvalidImageError(
                 f"'{digest}' is not an artifact id; ids are 64 hex characters returned by arpo."
             )
@@ -90,3 +97,17 @@ class ArtifactStore:
     def _record_path(self, key: str) -> Path:
         digest = hashlib.sha256(key.encode()).hexdigest()
         return self._index / digest[:2] / f"{digest}.json"
+
+    # -- housekeeping (arpo gc) -----------------------------------------------------------
+
+    def artifacts(self) -> list[Path]:
+        """Every stored image file."""
+        if not self._images.is_dir():
+            return []
+        return [p for p in self._images.glob("*/*.png") if ARTIFACT_ID.fullmatch(p.stem)]
+
+    def record_files(self) -> list[Path]:
+        """Every cache record file (JSON naming an artifact under ``image``)."""
+        if not self._index.is_dir():
+            return []
+        return list(self._index.glob("*/*.json"))

@@ -1,0 +1,65 @@
+"""arpo as plain functions: what the CLI, the MCP server and Python programmers call.
+
+One facade over modules by concept:
+
+- :mod:`~arpo.api.runs`: ``reverse_prompt``, ``resume`` (and the life of a run's record);
+- :mod:`~arpo.api.history`: ``list_runs``, ``run_details``, ``delete_run``, ``collect_garbage``;
+- :mod:`~arpo.api.rendering`: ``generate``, ``score``, ``caption``;
+- :mod:`~arpo.api.remix`: ``decompose``, ``compose``, ``edit_prompt``, ``fuse``, ``vary``;
+- :mod:`~arpo.api.results`: the pydantic result types every face dumps as they are;
+- :mod:`~arpo.api.toolboxes`: which models a call uses (a run's travel with it).
+
+Each function takes an optional :class:`~arpo.tools.toolbox.Toolbox` (models already loaded);
+without one, a process-wide Toolbox built from settings is used, so models load once. Importing
+this package imports no torch.
+"""
+
+from __future__ import annotations
+
+from arpo.api.history import collect_garbage, delete_run, list_runs, run_details
+from arpo.api.remix import compose, decompose, edit_prompt, fuse, vary
+from arpo.api.rendering import caption, generate, score
+from arpo.api.results import (
+    Collected,
+    Deleted,
+    Remix,
+    RemixSide,
+    Result,
+    RunBrief,
+    RunDetails,
+    RunList,
+    RunStep,
+    Variations,
+)
+from arpo.api.runs import ProgressCallback, resume, reverse_prompt
+from arpo.api.toolboxes import get_toolbox, toolbox_for_run
+
+__all__ = [
+    "Collected",
+    "Deleted",
+    "ProgressCallback",
+    "Remix",
+    "RemixSide",
+    "Result",
+    "RunBrief",
+    "RunDetails",
+    "RunList",
+    "RunStep",
+    "Variations",
+    "caption",
+    "collect_garbage",
+    "compose",
+    "decompose",
+    "delete_run",
+    "edit_prompt",
+    "fuse",
+    "generate",
+    "get_toolbox",
+    "list_runs",
+    "resume",
+    "reverse_prompt",
+    "run_details",
+    "score",
+    "toolbox_for_run",
+    "vary",
+]

@@ -1,0 +1,23 @@
+"""The ``arpo`` command line: a thin adapter over :mod:`arpo.api`.
+
+Errors arpo understands print as one line on stderr with a non-zero exit code; ``--verbose``
+adds logs (and tracebacks for unexpected errors). One module per group of commands; importing
+them registers the commands on :data:`app`.
+"""
+
+from __future__ import annotations
+
+from arpo.cli import (  # noqa: F401 - registers the commands
+    bench_command,
+    image_commands,
+    remix_commands,
+    run_commands,
+    serve_command,
+)
+from arpo.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

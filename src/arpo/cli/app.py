@@ -1,0 +1,115 @@
+"""The typer app and what every command shares: consoles, the preset option, the Toolbox, and
+the one place errors become a line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from arpo.config import Settings
+from arpo.errors import ArpoError
+
+app = typer.Typer(
+    name="arpo",
+    help="Find the prompt inside an image: Automatic Reverse Prompt Optimization.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        help="'demo': the offline demo world (procedural renderer, small trained CLIP); "
+        "'tiny': tiny random-weight models, a smoke test whose images are noise "
+        "(default: ARPO_PRESET, else the configured models; a run's own models when "
+        "continuing or remixing a run).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+_state: dict[str, bool] = {"verbose": False}
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
+    ] = False,
+) -> None:
+    _state["verbose"] = verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def settings_for(preset: str | None = None) -> Settings:
+    overrides: dict[str, Any] = {"preset": preset} if preset else {}
+    try:
+        return Settings(**overrides)
+    except ValueError as error:  # pydantic ValidationError
+        raise typer.BadParameter(str(error).splitlines()[-1]) from None
+
+
+def toolbox_for(preset: str | None) -> Any:
+    from arpo.api import get_toolbox
+
+    return get_toolbox(settings_for(preset))
+
+
+def run_toolbox(preset: str | None) -> Any:
+    """For commands that may continue a run: the preset's Toolbox when ``--preset`` is given
+    (the api refuses it if the run was made with other models), else None, so the api uses
+    the run's own models."""
+    return toolbox_for(preset) if preset else None
+
+
+@contextmanager
+def errors(resume_hint: Callable[[], str | None] = lambda: None) -> Iterator[None]:
+    """One line per error, and the exit code it asks for; no tracebacks for known errors."""
+    try:
+        yield
+    except ArpoError as error:
+        hint = resume_hint()
+        err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        if hint:
+            err.print(hint, highlight=False, soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        hint = resume_hint()
+        err.print("interrupted." + (f" {hint}" if hint else ""), highlight=False)
+        raise typer.Exit(130) from None
+    except Exception as error:
+        if _state["verbose"]:
+            raise
+        err.print(
+            f"[red]internal error:[/red] {type(error).__name__}: {error} "
+            "(rerun with --verbose for the traceback, and please report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def print_json(data: Any) -> None:
+    import json
+
+    out.print_json(json.dumps(data))
+
+
+def say(text: str) -> None:
+    out.print(text, highlight=False, soft_wrap=True)
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

@@ -1,0 +1,115 @@
+"""Live displays on stderr: a run's iterations, a bench's pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Self
+
+from arpo.cli.app import err
+
+
+class LiveDisplay:
+    """A rich ``Progress`` display, used as a context manager."""
+
+    progress: Any
+
+    def __enter__(self) -> Self:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+
+class BenchProgress(LiveDisplay):
+    """One bar over every (image, method) pair of a bench."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]bench"),
+            MofNCompleteColumn(),
+            BarColumn(bar_width=24),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[last]}"),
+            console=err,
+        )
+        self.task: Any = None
+
+    def update(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "started":
+            self.task = self.progress.add_task("bench", total=event["total"], last="")
+        elif event.get("event") == "pair" and self.task is not None:
+            last = f"{event['method']} on {event['image']}: {event['status']}"
+            self.progress.update(self.task, completed=event["done"], last=last)
+
+
+class RunProgress(LiveDisplay):
+    """Live display of a run: iteration bar, the best prompt's scores (the objective's first),
+    the current prompt."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.table import Column
+
+        self.run_id: str | None = None
+        self.progress = Progress(
+            TextColumn("[bold]iteration", table_column=Column(no_wrap=True)),
+            MofNCompleteColumn(table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=16),
+            TextColumn("best {task.fields[best]}", table_column=Column(no_wrap=True)),
+            TimeElapsedColumn(table_column=Column(no_wrap=True)),
+            TextColumn(
+                "{task.fields[prompt]}",
+                table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
+            ),
+            console=err,
+            transient=False,
+            expand=True,
+        )
+        self.task: Any = None
+
+    def update(self, event: dict[str, Any]) -> None:
+        from arpo.api.runs import best_scores
+
+        if event.get("event") == "started":
+            self.run_id = event.get("run_id", self.run_id)
+            self.task = self.progress.add_task(
+                "run", total=event["iterations"], best="-", prompt="captioning..."
+            )
+            run_dir = Path(event["run_dir"])
+            self.progress.console.print(f"run {self.run_id} -> {run_dir}", highlight=False)
+            self.progress.console.print(
+                f"reference image: {run_dir / 'reference.png'}", highlight=False
+            )
+            return
+        if self.task is None:
+            return
+        self.progress.update(
+            self.task,
+            completed=event.get("iteration", 0) + 1,
+            best=best_scores(event),
+            prompt=event.get("prompt") or "",
+        )
+
+    def resume_hint(self) -> str | None:
+        """Shown after an error or Ctrl-C, only once the run has started (so it exists and
+        is resumable); the command it names uses the run's own models."""
+        if self.run_id is None:
+            return None
+        return f"The run is saved; continue it with: arpo invert --resume {self.run_id}"

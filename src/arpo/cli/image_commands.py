@@ -1,0 +1,75 @@
+"""Single model calls: ``generate`` and ``score``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from arpo.cli.app import JsonOption, PresetOption, app, err, errors, print_json, say, toolbox_for
+
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Replace existing seed-N.png files in --out.")
+]
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="The prompt to render.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the images.")] = Path(
+        "."
+    ),
+    seed: Annotated[int, typer.Option(help="First seed.")] = 0,
+    count: Annotated[
+        int, typer.Option("--count", "-c", help="Images to render (seeds seed..).")
+    ] = 1,
+    steps: Annotated[int | None, typer.Option(help="Diffusion steps.")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    width: Annotated[int | None, typer.Option(help="Width (multiple of 8).")] = None,
+    height: Annotated[int | None, typer.Option(help="Height (multiple of 8).")] = None,
+    negative_prompt: Annotated[str | None, typer.Option(help="Negative prompt.")] = None,
+    overwrite: OverwriteOption = False,
+    preset: PresetOption = None,
+) -> None:
+    """Render PROMPT with the configured text-to-image model into OUT/seed-N.png (an existing
+    file is never replaced without --overwrite)."""
+    from arpo import api
+
+    toolbox = toolbox_for(preset)
+    with errors(), err.status("rendering..."):
+        paths = api.generate(
+            prompt,
+            seed=seed,
+            count=count,
+            out_dir=out_dir,
+            overwrite=overwrite,
+            toolbox=toolbox,
+            steps=steps,
+            guidance=guidance,
+            width=width,
+            height=height,
+            negative_prompt=negative_prompt,
+        )
+    for path in paths:
+        say(str(path))
+
+
+@app.command()
+def score(
+    image: Annotated[Path, typer.Argument(help="The image to score against.")],
+    prompts: Annotated[list[str], typer.Argument(help="One or more prompts.")],
+    preset: PresetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """CLIP similarity of each PROMPT to IMAGE, best first."""
+    from arpo import api
+
+    toolbox = toolbox_for(preset)
+    with errors():
+        ranked = api.score(image, prompts, toolbox=toolbox)
+    if as_json:
+        print_json([{"prompt": p, "score": s} for p, s in ranked])
+        return
+    for prompt, value in ranked:
+        say(f"{value:.4f}  {prompt}")

@@ -1,0 +1,284 @@
+"""Commands about runs: ``invert`` (start or resume), ``demo``, ``runs list|show|rm``, ``gc``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from arpo.cli.app import (
+    JsonOption,
+    PresetOption,
+    app,
+    errors,
+    fmt,
+    out,
+    print_json,
+    run_toolbox,
+    say,
+    settings_for,
+    toolbox_for,
+)
+from arpo.cli.display import RunProgress
+
+
+@app.command()
+def invert(
+    image: Annotated[
+        Path | None, typer.Argument(help="The reference image (PNG, JPEG, WebP...).")
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Run folder, new or empty (default: a new one in ARPO_HOME/runs)."
+        ),
+    ] = None,
+    resume_id: Annotated[
+        str | None,
+        typer.Option("--resume", help="Continue an interrupted run by its id (its own models)."),
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", "-p", help="Starting prompt (default: a caption).")
+    ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="auto, vanilla, enhanced or offline (auto: enhanced with an LLM)."),
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", "-n", help="Maximum iterations.")
+    ] = None,
+    candidates: Annotated[int | None, typer.Option(help="Candidate prompts per iteration.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the renders.")] = None,
+    images_per_prompt: Annotated[
+        int | None, typer.Option(help="Renders per prompt (seeds seed..).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Diffusion steps.")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    width: Annotated[int | None, typer.Option(help="Render width (multiple of 8).")] = None,
+    height: Annotated[int | None, typer.Option(help="Render height (multiple of 8).")] = None,
+    negative_prompt: Annotated[
+        str | None, typer.Option(help="Negative prompt for every render.")
+    ] = None,
+    target_score: Annotated[
+        float | None, typer.Option(help="Stop once the best score reaches this.")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after this many iterations without gain (0: never).")
+    ] = None,
+    time_budget: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    rerank_top_k: Annotated[
+        int | None, typer.Option(help="Render the top k candidates and pick by image similarity.")
+    ] = None,
+    preset: PresetOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Reverse-prompt IMAGE: search for a prompt that recreates it. Writes a run directory with
+    result.json, every render and report.html."""
+    from arpo import api
+
+    if (image is None) == (resume_id is None):
+        raise typer.BadParameter("give an IMAGE to invert, or --resume RUN_ID (not both).")
+    progress = RunProgress()
+    with errors(progress.resume_hint), progress:
+        if resume_id:
+            result = api.resume(
+                resume_id,
+                toolbox=run_toolbox(preset),
+                settings=settings_for(),
+                on_progress=progress.update,
+            )
+        else:
+            result = api.reverse_prompt(
+                image,
+                prompt=prompt,
+                out_dir=out_dir,
+                toolbox=toolbox_for(preset),
+                on_progress=progress.update,
+                strategy=strategy,
+                iterations=iterations,
+                candidates=candidates,
+                seed=seed,
+                images_per_prompt=images_per_prompt,
+                steps=steps,
+                guidance=guidance,
+                width=width,
+                height=height,
+                negative_prompt=negative_prompt,
+                target_score=target_score,
+                patience=patience,
+                time_budget_s=time_budget,
+                rerank_top_k=rerank_top_k,
+            )
+    if as_json:
+        print_json(result.model_dump(mode="json", exclude={"history"}))
+        return
+    out.print(
+        f"[bold]best prompt[/bold] ({result.objective} objective; text score "
+        f"{result.best_text_score:.4f}, image score {fmt(result.best_image_score)}):"
+    )
+    say(result.best_prompt)
+    out.print(
+        f"run {result.run_id}: {result.iterations} iterations, stopped by {result.stop_reason}"
+    )
+    say(f"report: {result.report}")
+
+
+@app.command()
+def demo(
+    scene: Annotated[
+        int | None, typer.Option(help="Held-out scene number (default: a random one).")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", "-p", help="Draw this prompt instead of a scene.")
+    ] = None,
+    objects: Annotated[int, typer.Option(help="Objects in the scene (1-3).")] = 1,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", "-n", help="Maximum iterations.")
+    ] = None,
+    candidates: Annotated[int | None, typer.Option(help="Candidate prompts per iteration.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the renders.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory.")] = None,
+) -> None:
+    """Watch arpo recover a prompt it cannot know: the demo world (offline, no GPU, no key)
+    draws a scene, and the loop reverse-prompts it from the image alone."""
+    from arpo.demo.run import run_demo
+
+    progress = RunProgress()
+    with errors(progress.resume_hint), progress:
+        outcome = run_demo(
+            scene=scene,
+            prompt=prompt,
+            objects=objects,
+            out_dir=out_dir,
+            toolbox=toolbox_for("demo"),
+            on_progress=progress.update,
+            iterations=iterations,
+            candidates=candidates,
+            seed=seed,
+        )
+    result = outcome.result
+    say(f"[bold]true prompt[/bold]       {outcome.true_prompt}")
+    say(f"[bold]recovered prompt[/bold]  {result.best_prompt}")
+    out.print(
+        f"attributes recovered: {len(outcome.hits)}/{len(outcome.hits) + len(outcome.misses)} "
+        f"({outcome.recall:.0%}; the initial interrogation had {outcome.initial_recall:.0%})"
+    )
+    if outcome.hits:
+        say("[green]hits:[/green] " + ", ".join(outcome.hits))
+    if outcome.misses:
+        say("[red]misses:[/red] " + ", ".join(outcome.misses))
+    say(f"report: {result.report}")
+
+
+runs_app = typer.Typer(
+    help="Earlier runs: list them (the default), show one, delete some.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(runs_app, name="runs")
+LimitOption = Annotated[int, typer.Option("--limit", "-n", help="How many runs (newest first).")]
+
+
+@runs_app.callback()
+def _runs(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        runs_list()
+
+
+@runs_app.command("list")
+def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
+    """Runs newest first: id, status, whether it can be resumed, best score and prompt."""
+    from arpo import api
+
+    with errors():
+        listing = api.list_runs(limit, settings=settings_for())
+    if as_json:
+        print_json(listing.model_dump(mode="json"))
+        return
+    if not listing.runs:
+        say("no runs yet; start one with `arpo invert IMAGE` or `arpo demo`.")
+        return
+    for run in listing.runs:
+        status = run.status + (" (resumable)" if run.resumable else "")
+        say(f"{run.run_id}  {status:<24} {fmt(run.best_text_score)}  {run.best_prompt or ''}")
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="The run id (see `arpo runs list`).")],
+    as_json: JsonOption = False,
+) -> None:
+    """A run's status, models, options, best prompt and every step."""
+    from arpo import api
+
+    with errors():
+        details = api.run_details(run_id, settings=settings_for())
+    if as_json:
+        print_json(details.model_dump(mode="json"))
+        return
+    _print_details(details)
+
+
+def _print_details(details: Any) -> None:
+    status = details.status + (" (resumable: arpo invert --resume ID)" if details.resumable else "")
+    say(f"[bold]run {details.run_id}[/bold]  {status}")
+    if details.lease:
+        say(f"running in {details.lease}")
+    if details.error:
+        say(f"[red]error:[/red] {details.error}")
+    say(f"created {details.created}; folder {details.run_dir}")
+    say("models: " + ", ".join(f"{k} {v}" for k, v in details.models.items() if v))
+    say(f"best prompt: {details.best_prompt or '-'}")
+    say(
+        f"best text score {fmt(details.best_text_score)}, image score "
+        f"{fmt(details.best_image_score)}; {details.iterations} iterations, "
+        f"stopped by {details.stop_reason or '-'}"
+    )
+    for step in details.history:
+        say(
+            f"  {step.iteration:>3}  text {fmt(step.text_score)}  image {fmt(step.image_score)}  "
+            f"{step.prompt or ''}"
+        )
+
+
+@runs_app.command("rm")
+def runs_rm(
+    run_ids: Annotated[list[str], typer.Argument(help="Run ids to delete.")],
+) -> None:
+    """Delete runs: record, checkpoints, and the files the run wrote (never other files in an
+    --out folder). Their images stay in the store until `arpo gc`."""
+    from arpo import api
+
+    with errors():
+        for run_id in run_ids:
+            deleted = api.delete_run(run_id, settings=settings_for())
+            say(f"deleted run {deleted.run_id} ({deleted.run_dir})")
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Only say what would be removed.")
+    ] = False,
+    grace: Annotated[
+        float, typer.Option(help="Keep images younger than this many minutes.")
+    ] = 60.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove stored images no run, checkpoint or remix refers to (and render-cache entries
+    whose image is gone). Refuses while a run is running."""
+    from arpo import api
+
+    with errors():
+        collected = api.collect_garbage(
+            settings=settings_for(), dry_run=dry_run, grace_s=grace * 60
+        )
+    if as_json:
+        print_json(collected.model_dump(mode="json"))
+        return
+    verb = "would remove" if dry_run else "removed"
+    say(
+        f"{verb} {collected.artifacts} images ({collected.bytes / 1e6:.1f} MB) and "
+        f"{collected.cache_records} cache entries; kept {collected.kept} images."
+    )

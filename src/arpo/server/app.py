@@ -1,0 +1,100 @@
+"""``build_server`` and ``serve``: the tool groups, resources and prompt on one MCPServer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+from mcp.server.mcpserver import MCPServer
+
+from arpo import api
+from arpo.config import Settings
+from arpo.server.history_tools import add_history_tools
+from arpo.server.image_tools import add_image_tools
+from arpo.server.remix_tools import add_remix_tools
+from arpo.server.resources import add_resources
+from arpo.server.run_tools import add_run_tools
+from arpo.server.state import ServerState
+from arpo.tools.toolbox import Toolbox
+
+log = logging.getLogger(__name__)
+
+INSTRUCTIONS = (
+    "arpo finds a text-to-image prompt that recreates an image (reverse prompting). Call "
+    "reverse_prompt with an image to search for a prompt; it reports progress each iteration "
+    "and returns the best prompt, its scores and a side-by-side preview. caption_image gives a "
+    "quick starting prompt without the search; score_prompts compares prompts against an "
+    "image; generate_image renders a prompt. Runs are saved: list_runs and get_run show earlier "
+    "ones, resume_run continues an interrupted one. Images returned as artifact ids can be "
+    "passed back as the image of any tool. To remix: decompose_prompt splits a prompt into "
+    "content and style components, edit_prompt changes some of them and renders the result "
+    "with the original's seed, fuse_images puts the content of one image (or prompt, or run) "
+    "in the style of another, vary renders a prompt with several seeds."
+)
+
+
+def build_server(
+    toolbox: Toolbox | None = None,
+    settings: Settings | None = None,
+    *,
+    warm_up: bool = False,
+) -> MCPServer:
+    """The MCP server over ``toolbox`` (default: the process-wide one for ``settings``).
+
+    The image roots are checked here (a root of ``/`` or the home directory reached by
+    default is refused) and logged, and the inbox folder is created."""
+    state = ServerState(toolbox or api.get_toolbox(settings))
+    _prepare_roots(state.settings)
+    server = MCPServer(
+        "arpo",
+        title="arpo: find the prompt inside an image",
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        log_level="WARNING",
+    )
+    add_run_tools(server, state)
+    add_image_tools(server, state)
+    add_history_tools(server, state)
+    add_remix_tools(server, state)
+    add_resources(server, state)
+    if warm_up:
+        state.warm_up()
+    return server
+
+
+def _prepare_roots(settings: Settings) -> None:
+    from arpo.tools.sources import describe_roots
+
+    if settings.allowed_roots is None:
+        settings.inbox_dir.mkdir(parents=True, exist_ok=True)
+    log.warning("arpo serve: %s", describe_roots(settings))
+
+
+def serve(
+    transport: Literal["stdio", "http"] = "stdio",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: Settings | None = None,
+    allowed_hosts: Sequence[str] = (),
+    warm_up: bool = False,
+) -> None:
+    """Run the server until the client disconnects (stdio) or the process is stopped (http)."""
+    from arpo.server.http import http_app
+
+    settings = settings or Settings()
+    server = build_server(settings=settings, warm_up=warm_up)
+    if transport == "stdio":
+        server.run("stdio")
+        return
+    import uvicorn
+
+    app = http_app(server, settings, host=host, allowed_hosts=allowed_hosts)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _version() -> str:
+    from arpo import __version__
+
+    return __version__

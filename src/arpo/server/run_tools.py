@@ -1,0 +1,103 @@
+"""Tools that run the search: ``reverse_prompt`` and ``resume_run``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from arpo import api
+from arpo.server.jobs import Job, run_job
+from arpo.server.results import run_result
+from arpo.server.schemas import (
+    MAX_CANDIDATES,
+    MAX_ITERATIONS,
+    ImageArg,
+    RunId,
+    RunOutput,
+    Seed,
+    Side,
+    Steps,
+)
+from arpo.server.state import ServerState
+
+
+def add_run_tools(server: MCPServer, state: ServerState) -> None:
+    @server.tool(
+        name="reverse_prompt",
+        title="Reverse-prompt an image",
+        description="Search for a short text-to-image prompt that recreates the image (ARPO "
+        "loop: render, critique, propose, select). Takes seconds to minutes; reports progress "
+        "after every iteration. Returns the best prompt, its CLIP scores, the run id (for "
+        "get_run / resume_run) and a preview: the reference beside the best render.",
+    )
+    async def reverse_prompt(
+        image: ImageArg,
+        ctx: Context,
+        prompt: Annotated[
+            str | None, Field(description="Starting prompt (default: a caption).")
+        ] = None,
+        strategy: Annotated[
+            Literal["auto", "vanilla", "enhanced", "offline"],
+            Field(description="auto: enhanced with an LLM configured, else offline."),
+        ] = "auto",
+        iterations: Annotated[
+            int | None, Field(ge=1, le=MAX_ITERATIONS, description="Maximum iterations.")
+        ] = None,
+        candidates: Annotated[
+            int | None, Field(ge=1, le=MAX_CANDIDATES, description="Candidates per iteration.")
+        ] = None,
+        seed: Seed = None,
+        width: Side = None,
+        height: Side = None,
+        steps: Steps = None,
+        negative_prompt: Annotated[str | None, Field(description="Negative prompt.")] = None,
+        target_score: Annotated[
+            float | None, Field(description="Stop once the best score reaches this.")
+        ] = None,
+        patience: Annotated[
+            int | None,
+            Field(
+                ge=0,
+                le=MAX_ITERATIONS,
+                description="Stop after this many iterations without gain (0: never).",
+            ),
+        ] = None,
+    ) -> Annotated[CallToolResult, RunOutput]:
+        def work(job: Job) -> api.Result:
+            picture = state.image(image)
+            with job.model():
+                return api.reverse_prompt(
+                    picture,
+                    prompt=prompt,
+                    toolbox=state.toolbox,
+                    on_progress=job.on_run_progress(),
+                    strategy=strategy,
+                    iterations=iterations,
+                    candidates=candidates,
+                    seed=seed,
+                    width=width,
+                    height=height,
+                    steps=steps,
+                    negative_prompt=negative_prompt,
+                    target_score=target_score,
+                    patience=patience,
+                )
+
+        return run_result(await run_job(ctx, work, Job(state.lock)))
+
+    @server.tool(
+        name="resume_run",
+        title="Resume an interrupted run",
+        description="Continue a reverse-prompt run that was interrupted or cancelled, from its "
+        "last checkpoint (finished iterations are not redone), with the models that made it. "
+        "Same result as reverse_prompt.",
+    )
+    async def resume_run(run_id: RunId, ctx: Context) -> Annotated[CallToolResult, RunOutput]:
+        def work(job: Job) -> api.Result:
+            with job.model():
+                return api.resume(run_id, toolbox=state.toolbox, on_progress=job.on_run_progress())
+
+        return run_result(await run_job(ctx, work, Job(state.lock)))
