@@ -1,10 +1,13 @@
-"""Tests for the self-contained HTML run report (arpo.report)."""
+"""Tests for the self-contained HTML reports (arpo.report): the run report and the package's
+layout."""
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
+import sys
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,8 +16,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+import arpo.report
 from arpo.errors import RunNotFoundError
-from arpo.report import render_report, write_report
+from arpo.report import html, render_report, write_report
 
 EVIL_PROMPT = 'a <script>alert("x")</script> cat & dog, "quoted" \'single\''
 STRUCTURAL = (
@@ -327,3 +331,64 @@ def test_many_candidates_are_truncated() -> None:
 
 def _html_escape(value: str) -> str:
     return escape(value, quote=True)
+
+
+# --------------------------------------------------------------------------- package layout
+
+REPORT_MODULES = ("__init__", "html", "run", "remix")
+ALLOWED_ARPO = {"arpo.errors", "arpo.tools.store"}
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, imported names) of every import statement in the file at *path*."""
+    found: list[tuple[str, list[str]]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.module, [alias.name for alias in node.names]))
+    return found
+
+
+def test_report_modules_import_only_the_stdlib_and_a_little_arpo() -> None:
+    package = Path(arpo.report.__file__).parent
+    for name in REPORT_MODULES:
+        for module, _ in _imports(package / f"{name}.py"):
+            top = module.split(".")[0]
+            if top == "arpo":
+                assert module.startswith("arpo.report") or module in ALLOWED_ARPO, (name, module)
+            else:
+                assert top in sys.stdlib_module_names, (name, module)
+
+
+def test_bench_report_uses_only_public_report_names() -> None:
+    bench = Path(arpo.report.__file__).parent.parent / "bench" / "report.py"
+    used = [(m, names) for m, names in _imports(bench) if m.startswith("arpo.report")]
+    assert used, "the bench page is built from the report toolkit"
+    for module, names in used:
+        assert module == "arpo.report.html", module
+        assert all(not n.startswith("_") and n in html.__all__ for n in names), names
+
+
+def test_package_exports() -> None:
+    assert set(arpo.report.__all__) == {
+        "REPORT_NAME",
+        "RESULT_NAME",
+        "render_remix_report",
+        "render_report",
+        "write_report",
+    }
+    assert arpo.report.REPORT_NAME == "report.html"
+    assert arpo.report.RESULT_NAME == "result.json"
+    assert all(hasattr(html, name) for name in html.__all__)
+
+
+def test_scale_maps_ranges_onto_the_plot_area() -> None:
+    frame = html.Frame(width=200, height=100, left=20, right=10, top=5, bottom=15)
+    scale = html.Scale(frame, 0, 10, 0.0, 1.0)
+    assert (scale.x(0), scale.x(10)) == (20, 190)
+    assert (scale.y(1.0), scale.y(0.0)) == (5, 85)
+    assert html.Scale(frame, 3, 3, 0.0, 1.0).x(3) == 105  # one point sits in the middle
+    low, high, step = html.y_range([0.31, 0.82])
+    assert low <= 0.31 and high >= 0.82 and step in (0.1, 0.2, 0.25)
+    assert html.tick_label(-0.0, 0.05) == "0"
