@@ -320,6 +320,7 @@ pre.prompt { background:var(--bg); border:1px solid var(--line); border-radius:6
 .score { background:var(--bg); border:1px solid var(--line); border-radius:999px;
   padding:2px 10px; font-size:.85rem; font-variant-numeric:tabular-nums; }
 .score.big { font-size:1rem; padding:4px 14px; }
+.score.objective { border-color:var(--accent); background:#eef4ff; font-weight:600; }
 .badge { display:inline-block; border-radius:999px; padding:1px 10px; font-size:.78rem;
   font-weight:600; background:#e5e7eb; color:#374151; vertical-align:middle; }
 .badge.best, .status-finished { background:#dcfce7; color:#166534; }

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from arpo.errors import ArpoError, RunNotFoundError
+from arpo.objective import Objective, objective_of, other_objective, score_key
 from arpo.report.html import (
     Frame,
     Scale,
@@ -47,6 +48,10 @@ RESULT_NAME = "result.json"
 MAX_CANDIDATES = 10
 
 CHART = Frame(width=760, height=320, left=64, right=24, top=24, bottom=76)
+_OBJECTIVE_TEXT = {
+    "text": "text: CLIP similarity of the prompt to the reference",
+    "image": "image: CLIP similarity of the prompt's renders to the reference (reranking)",
+}
 _TEXT_COLOR = "#2563eb"
 _IMAGE_COLOR = "#d97706"
 _BEST_COLOR = "#16a34a"
@@ -73,13 +78,15 @@ def render_report(result: Mapping[str, Any]) -> str:
     history = _history(result)
     best = as_mapping(result.get("best"))
     best_iter = _best_iteration(best, history)
+    objective = objective_of(as_mapping(result.get("options")))
     run_id = as_text(result.get("run_id")) or "unknown run"
+    reference = as_text(result.get("reference"))
     body = "\n".join(
         [
-            _header_card(result, best, best_iter, _iterations_run(result, history)),
+            _header_card(result, best, best_iter, _iterations_run(result, history), objective),
             _images_section(result, best),
-            _chart_section(history, best_iter),
-            _iterations_section(history, as_text(result.get("reference")), best_iter),
+            _chart_section(history, best_iter, objective),
+            _iterations_section(history, reference, best_iter, objective),
         ]
     )
     return page(f"arpo report · {run_id}", body)
@@ -139,7 +146,11 @@ def _best_iteration(best: Mapping[str, Any], history: list[Mapping[str, Any]]) -
 
 
 def _header_card(
-    result: Mapping[str, Any], best: Mapping[str, Any], best_iter: int | None, n_iters: int
+    result: Mapping[str, Any],
+    best: Mapping[str, Any],
+    best_iter: int | None,
+    n_iters: int,
+    objective: Objective,
 ) -> str:
     run_id = as_text(result.get("run_id")) or "unknown run"
     status = as_text(result.get("status")) or "unknown"
@@ -151,14 +162,14 @@ def _header_card(
     )
     scores = (
         '<div class="scores">'
-        f'<span class="score big">text {format_score(best.get("text_score"))}</span>'
-        f'<span class="score big">image {format_score(best.get("image_score"))}</span>'
+        f"{_score_chips(best, objective, None, 'score big')}"
         f'<span class="score big">iteration {"—" if best_iter is None else best_iter}</span>'
         "</div>"
     )
     meta = definition_list(
         [
             ("Strategy", esc(result.get("strategy") or "—")),
+            ("Objective", esc(_OBJECTIVE_TEXT[objective])),
             ("Stop reason", esc(result.get("stop_reason") or "—")),
             ("Initial prompt", _initial_prompt(result.get("initial_prompt"))),
             ("Iterations run", str(n_iters)),
@@ -173,6 +184,25 @@ def _header_card(
         f'<div class="title-row"><h1>arpo run <span class="run-id">{esc(run_id)}</span></h1>'
         f'<span class="badge status-{esc(slug(status))}">{esc(status)}</span></div>'
         f'<h2 class="label">Best prompt</h2>{prompt_html}{scores}{meta}</header>'
+    )
+
+
+def _score_chips(
+    entry: Mapping[str, Any], objective: Objective, previous: float | None, css: str
+) -> str:
+    """The objective's score first, marked, with its change from *previous* when given; then
+    the other score."""
+    score = as_number(entry.get(score_key(objective)))
+    delta = ""
+    if score is not None and previous is not None:
+        change = score - previous
+        trend = "up" if change > 0 else "down" if change < 0 else "flat"
+        delta = f' <span class="delta {trend}">({change:+.3f})</span>'
+    other = other_objective(objective)
+    return (
+        f'<span class="{css} objective" title="the score this run optimises">'
+        f"{objective} {format_score(score)}{delta}</span>"
+        f'<span class="{css}">{other} {format_score(entry.get(score_key(other)))}</span>'
     )
 
 
@@ -203,14 +233,17 @@ def _images_section(result: Mapping[str, Any], best: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- score chart
 
 
-def _chart_section(history: list[Mapping[str, Any]], best_iter: int | None) -> str:
+def _chart_section(
+    history: list[Mapping[str, Any]], best_iter: int | None, objective: Objective
+) -> str:
     if not history:
         return (
             '<section class="card"><h2>Scores</h2>'
             '<p class="muted">No iterations recorded, so there is nothing to plot.</p></section>'
         )
-    chart = _svg_chart(history, best_iter)
-    return f'<section class="card"><h2>Scores per iteration</h2>{chart}</section>'
+    chart = _svg_chart(history, best_iter, objective)
+    note = f'<p class="muted">This run optimises the {objective} score.</p>'
+    return f'<section class="card"><h2>Scores per iteration</h2>{note}{chart}</section>'
 
 
 def _series(history: list[Mapping[str, Any]], key: str) -> list[tuple[int, float | None]]:
@@ -220,7 +253,9 @@ def _series(history: list[Mapping[str, Any]], key: str) -> list[tuple[int, float
     ]
 
 
-def _svg_chart(history: list[Mapping[str, Any]], best_iter: int | None) -> str:
+def _svg_chart(
+    history: list[Mapping[str, Any]], best_iter: int | None, objective: Objective
+) -> str:
     text = _series(history, "text_score")
     image = _series(history, "image_score")
     has_image = any(score is not None for _, score in image)
@@ -230,7 +265,7 @@ def _svg_chart(history: list[Mapping[str, Any]], best_iter: int | None) -> str:
     scale = Scale(CHART, min(xs), max(xs), low, high)
     parts = [
         svg_axes(scale, xs, step, "iteration", "cosine similarity"),
-        _svg_best_marker(scale, best_iter, text),
+        _svg_best_marker(scale, best_iter, image if objective == "image" else text),
         _svg_series(scale, text, "text", _TEXT_COLOR, "circle"),
     ]
     if has_image:
@@ -282,8 +317,9 @@ def _svg_point(x: float, y: float, it: int, score: float, name: str, color: str,
 
 
 def _svg_best_marker(
-    scale: Scale, best_iter: int | None, text: list[tuple[int, float | None]]
+    scale: Scale, best_iter: int | None, optimised: list[tuple[int, float | None]]
 ) -> str:
+    """A dashed line at the best iteration and a ring on its point of the *optimised* series."""
     if best_iter is None or not (scale.x_lo <= best_iter <= scale.x_hi):
         return ""
     x = scale.x(best_iter)
@@ -294,7 +330,7 @@ def _svg_best_marker(
         f'<text x="{x:.1f}" y="{CHART.top - 8}" text-anchor="middle" class="best-label" '
         f'fill="{_BEST_COLOR}">best</text>',
     ]
-    score = next((s for it, s in text if it == best_iter and s is not None), None)
+    score = next((s for it, s in optimised if it == best_iter and s is not None), None)
     if score is not None:
         out.append(
             f'<circle cx="{x:.1f}" cy="{scale.y(score):.1f}" r="10" fill="none" '
@@ -339,7 +375,7 @@ def _legend_swatch(x: int, y: int, color: str, shape: str) -> str:
 
 
 def _iterations_section(
-    history: list[Mapping[str, Any]], reference: str, best_iter: int | None
+    history: list[Mapping[str, Any]], reference: str, best_iter: int | None, objective: Objective
 ) -> str:
     if not history:
         return (
@@ -347,10 +383,11 @@ def _iterations_section(
             '<p class="muted">This run has no recorded iterations.</p></section>'
         )
     rows = []
-    previous: float | None = None
+    previous: float | None = None  # the objective's score one entry earlier
     for index, entry in enumerate(history):
-        rows.append(_iteration_row(entry, index, reference, best_iter, previous))
-        previous = as_number(entry.get("text_score"))
+        scores = _iteration_scores(entry, objective, previous)
+        rows.append(_iteration_row(entry, index, reference, best_iter, scores))
+        previous = as_number(entry.get(score_key(objective)))
     return f'<section class="card"><h2>Iterations</h2>{"".join(rows)}</section>'
 
 
@@ -359,7 +396,7 @@ def _iteration_row(
     index: int,
     reference: str,
     best_iter: int | None,
-    previous: float | None,
+    scores: str,
 ) -> str:
     it = _iteration_of(entry, index)
     is_best = best_iter is not None and it == best_iter
@@ -371,7 +408,7 @@ def _iteration_row(
     details = (
         f"<h3>Iteration {it}{badge}</h3>"
         f'<pre class="prompt"><code>{esc(entry.get("prompt"))}</code></pre>'
-        f"{_iteration_scores(entry, previous)}"
+        f"{scores}"
         f"{_critique(entry.get('critique'))}{_note(entry.get('note'))}"
         f"{_candidates(entry.get('candidates'))}"
     )
@@ -382,18 +419,12 @@ def _iteration_row(
     )
 
 
-def _iteration_scores(entry: Mapping[str, Any], previous: float | None) -> str:
-    text = as_number(entry.get("text_score"))
-    delta = ""
-    if text is not None and previous is not None:
-        change = text - previous
-        css = "up" if change > 0 else "down" if change < 0 else "flat"
-        delta = f' <span class="delta {css}">({change:+.3f})</span>'
+def _iteration_scores(
+    entry: Mapping[str, Any], objective: Objective, previous: float | None
+) -> str:
     proposer = esc(entry.get("proposer") or "—")
     return (
-        '<div class="scores">'
-        f'<span class="score">text {format_score(text)}{delta}</span>'
-        f'<span class="score">image {format_score(entry.get("image_score"))}</span>'
+        f'<div class="scores">{_score_chips(entry, objective, previous, "score")}'
         f'<span class="score">proposer {proposer}</span></div>'
     )
 
