@@ -5,6 +5,10 @@ card with the best prompt, the reference beside the best render, an inline SVG c
 scores per iteration, and one row per iteration with its render, prompt, scores, critique and
 candidates. :func:`write_report` writes that page as ``RUN_DIR/report.html``.
 
+Scores lead with the run's objective (:func:`arpo.objective.objective_of` of its options: the
+text score, or the image score when it reranks): the header's best line, each iteration's
+change from the one before, and the chart's best marker use it; the other score stands beside.
+
 The page needs nothing outside the run directory: no scripts, no fonts, no CDN. Images are
 referenced by their paths relative to the run directory, which is where the report lives. Every
 string taken from the result is HTML-escaped; the result is read defensively, so optional keys
