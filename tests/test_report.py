@@ -1,10 +1,13 @@
-"""Tests for the self-contained HTML run report (arpo.report)."""
+"""Tests for the self-contained HTML reports (arpo.report): the run report and the package's
+layout."""
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
+import sys
 from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,8 +16,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+import arpo.report
 from arpo.errors import RunNotFoundError
-from arpo.report import render_report, write_report
+from arpo.report import html, render_report, write_report
 
 EVIL_PROMPT = 'a <script>alert("x")</script> cat & dog, "quoted" \'single\''
 STRUCTURAL = (
@@ -327,3 +331,143 @@ def test_many_candidates_are_truncated() -> None:
 
 def _html_escape(value: str) -> str:
     return escape(value, quote=True)
+
+
+# --------------------------------------------------------------------------- package layout
+
+REPORT_MODULES = ("__init__", "html", "run", "remix")
+ALLOWED_ARPO = {"arpo.errors", "arpo.objective", "arpo.tools.store"}
+
+
+def _imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, imported names) of every import statement in the file at *path*."""
+    found: list[tuple[str, list[str]]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.module, [alias.name for alias in node.names]))
+    return found
+
+
+def test_report_modules_import_only_the_stdlib_and_a_little_arpo() -> None:
+    package = Path(arpo.report.__file__).parent
+    for name in REPORT_MODULES:
+        for module, _ in _imports(package / f"{name}.py"):
+            top = module.split(".")[0]
+            if top == "arpo":
+                assert module.startswith("arpo.report") or module in ALLOWED_ARPO, (name, module)
+            else:
+                assert top in sys.stdlib_module_names, (name, module)
+
+
+def test_bench_report_uses_only_public_report_names() -> None:
+    bench = Path(arpo.report.__file__).parent.parent / "bench" / "report.py"
+    used = [(m, names) for m, names in _imports(bench) if m.startswith("arpo.report")]
+    assert used, "the bench page is built from the report toolkit"
+    for module, names in used:
+        assert module == "arpo.report.html", module
+        assert all(not n.startswith("_") and n in html.__all__ for n in names), names
+
+
+def test_package_exports() -> None:
+    assert set(arpo.report.__all__) == {
+        "REPORT_NAME",
+        "RESULT_NAME",
+        "render_remix_report",
+        "render_report",
+        "write_report",
+    }
+    assert arpo.report.REPORT_NAME == "report.html"
+    assert arpo.report.RESULT_NAME == "result.json"
+    assert all(hasattr(html, name) for name in html.__all__)
+
+
+def test_scale_maps_ranges_onto_the_plot_area() -> None:
+    frame = html.Frame(width=200, height=100, left=20, right=10, top=5, bottom=15)
+    scale = html.Scale(frame, 0, 10, 0.0, 1.0)
+    assert (scale.x(0), scale.x(10)) == (20, 190)
+    assert (scale.y(1.0), scale.y(0.0)) == (5, 85)
+    assert html.Scale(frame, 3, 3, 0.0, 1.0).x(3) == 105  # one point sits in the middle
+    low, high, step = html.y_range([0.31, 0.82])
+    assert low <= 0.31 and high >= 0.82 and step in (0.1, 0.2, 0.25)
+    assert html.tick_label(-0.0, 0.05) == "0"
+
+
+# --------------------------------------------------------------------------- the objective
+
+
+def _image_run() -> dict[str, Any]:
+    """A reranking run: image scores climb while text scores fall, as they may when the
+    search keeps the candidate whose render looks most like the reference."""
+    result = _result()
+    result["options"]["rerank_top_k"] = 3
+    scores = [(0.62, 0.900), (0.60, 0.944), (0.58, 0.956)]
+    for entry, (text, image) in zip(result["history"], scores, strict=True):
+        entry["text_score"], entry["image_score"] = text, image
+    result["best"].update(text_score=0.58, image_score=0.956, iteration=2, prompt=EVIL_PROMPT)
+    return result
+
+
+def _deltas(html_text: str) -> list[tuple[str, str]]:
+    return re.findall(r'<span class="delta (up|down|flat)">\(([+-]\d\.\d{3})\)</span>', html_text)
+
+
+def _iteration_chips(html_text: str, iteration: int) -> str:
+    article = html_text.split(f'id="iteration-{iteration}"')[1].split("</article>")[0]
+    return article.split('<div class="scores">')[1].split("</div>")[0]
+
+
+def test_image_objective_deltas_follow_the_image_score() -> None:
+    text = render_report(_image_run())
+    _parse(text)
+    assert _deltas(text) == [("up", "+0.044"), ("up", "+0.012")]  # no red while it improves
+    chips = _iteration_chips(text, 2)
+    assert re.search(r'class="score objective"[^>]*>image 0\.956 <span class="delta up">', chips)
+    assert chips.index("image 0.956") < chips.index("text 0.580")  # the other score beside it
+    assert "text 0.580 <span" not in chips  # ... without a delta of its own
+
+
+def test_text_objective_deltas_follow_the_text_score() -> None:
+    text = render_report(_result())
+    assert _deltas(text) == [("up", "+0.060"), ("down", "-0.020")]
+    chips = _iteration_chips(text, 1)
+    assert chips.index("text 0.310") < chips.index("image 0.820")
+    assert re.search(r'class="score objective"[^>]*>text 0\.310', chips)
+
+
+def test_header_leads_with_the_objective_and_names_it() -> None:
+    image_run = render_report(_image_run())
+    header = image_run.split("</header>")[0]
+    assert re.search(r'class="score big objective"[^>]*>image 0\.956<', header)
+    assert header.index("image 0.956") < header.index("text 0.580")
+    assert "<dt>Objective</dt><dd>image: CLIP similarity of the prompt&#x27;s renders" in header
+    text_run = render_report(_result()).split("</header>")[0]
+    assert re.search(r'class="score big objective"[^>]*>text 0\.310<', text_run)
+    assert "<dt>Objective</dt><dd>text: CLIP similarity of the prompt to the reference" in text_run
+    assert "This run optimises the image score." in image_run
+
+
+def test_best_marker_rings_the_objective_point() -> None:
+    def ring_and_point(html_text: str, name: str, iteration: int) -> tuple[str, str]:
+        ring = re.search(r'<circle cx="[\d.]+" cy="([\d.]+)" r="10"', html_text)
+        point = re.search(
+            rf'y="([\d.]+)" width="9" height="9" class="point point-{name}" '
+            rf'data-iteration="{iteration}"'
+            if name == "image"
+            else rf'cy="([\d.]+)" r="5" class="point point-{name}" data-iteration="{iteration}"',
+            html_text,
+        )
+        assert ring and point
+        return ring.group(1), point.group(1)
+
+    ring, square_top = ring_and_point(render_report(_image_run()), "image", 2)
+    assert abs(float(ring) - (float(square_top) + 4.5)) < 0.11  # the square's centre
+    ring, dot = ring_and_point(render_report(_result()), "text", 1)
+    assert ring == dot
+
+
+def test_results_without_options_are_text_runs() -> None:
+    result = _image_run()
+    del result["options"]
+    assert _deltas(render_report(result))[0][0] == "down"  # read as text: 0.62 -> 0.60

@@ -154,7 +154,34 @@ def test_one_progress_event_per_iteration(toolbox: Toolbox) -> None:
         assert isinstance(event["text_score"], float)
         assert event["best_text_score"] >= record["text_score"]
         assert toolbox.store.has(event["render"])
+        assert event["objective"] == "text"
+        assert event["best_score"] == event["best_text_score"]
+        assert "best_image_score" in event
     assert events.iterations[-1]["best_text_score"] <= result.best_text_score
+
+
+def test_progress_events_of_a_reranking_run_report_the_image_objective(tmp_path: Path) -> None:
+    # The rerank test's world: text similarity favours a word that renders never show, so
+    # the best image score, which this run optimises, is not what the text score says.
+    painter = Painter()
+    weights = dict.fromkeys(["red", "square", "blue", "background", "flat", "graphic"], 1.0)
+    scorer = WordScorer(painter, {**weights, "glossy": 3.0}, invisible={"glossy"})
+    toolbox = synthetic_toolbox(tmp_path / "home", painter, scorer)
+    events = Events()
+
+    result = invert(toolbox, iterations=5, candidates=6, rerank_top_k=3, on_progress=events)
+
+    iterations = events.iterations
+    assert len(iterations) == result.iterations == 5
+    assert {e["objective"] for e in iterations} == {"image"}
+    for event in iterations:
+        assert event["best_score"] == event["best_image_score"]
+        assert isinstance(event["best_score"], float)
+        assert {"best_prompt", "best_text_score"} <= set(event)  # the existing keys stay
+    best = [e["best_score"] for e in iterations]
+    assert best == sorted(best), "the best score by the objective never decreases"
+    assert best[-1] > best[0], "this search improves the image score"
+    assert best[-1] <= result.best_image_score
 
 
 def test_checkpoints_hold_no_pixels(toolbox: Toolbox) -> None:

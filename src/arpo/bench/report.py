@@ -11,11 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from arpo.report import _esc, _image, _nice_step, _page, _score, _y_range
+from arpo.report.html import Frame, Scale, esc, format_score, image, nice_step, page, y_range
 from arpo.tools.store import atomic_write
 
-_W, _H = 760, 340
-_ML, _MR, _MT, _MB = 64, 200, 20, 48
+CHART = Frame(width=760, height=340, left=64, right=200, top=20, bottom=48)
 _PALETTE = ("#2563eb", "#d97706", "#16a34a", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 _EXTRA_CSS = """<style>
 .sheet { display:flex; flex-wrap:wrap; gap:12px; }
@@ -44,22 +43,22 @@ def render_report(document: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
             _sheets_section(rows, list(summary)),
         ]
     )
-    return _page(f"arpo bench · {document.get('dataset', '')}", body)
+    return page(f"arpo bench · {document.get('dataset', '')}", body)
 
 
 def _header(document: Mapping[str, Any]) -> str:
     models = document.get("models") or {}
     facts = [
-        f"dataset <code>{_esc(document.get('dataset'))}</code>",
-        f"budget {_esc(document.get('budget'))} renders per image",
-        f"{_esc(document.get('replay_seeds'))} replay seeds",
-        f"seed {_esc(document.get('seed'))}",
+        f"dataset <code>{esc(document.get('dataset'))}</code>",
+        f"budget {esc(document.get('budget'))} renders per image",
+        f"{esc(document.get('replay_seeds'))} replay seeds",
+        f"seed {esc(document.get('seed'))}",
         "models "
-        + ", ".join(f"{_esc(k)}: <code>{_esc(v or 'none')}</code>" for k, v in models.items()),
+        + ", ".join(f"{esc(k)}: <code>{esc(v or 'none')}</code>" for k, v in models.items()),
     ]
     problems = document.get("problems") or []
     listed = "".join(
-        f"<li><code>{_esc(p.get('image'))}</code>: {_esc(p.get('error'))}</li>" for p in problems
+        f"<li><code>{esc(p.get('image'))}</code>: {esc(p.get('error'))}</li>" for p in problems
     )
     problem_html = (
         f'<h2 class="label">Images left out</h2><ul class="problems">{listed}</ul>'
@@ -76,9 +75,9 @@ def _summary_section(summary: Mapping[str, Any]) -> str:
     from arpo.bench.summary import summary_table
 
     headings, rows = summary_table(summary)
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headings)
+    head = "".join(f"<th>{esc(h)}</th>" for h in headings)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{_esc(cell)}</td>' for cell in row) + "</tr>"
+        "<tr>" + "".join(f'<td class="num">{esc(cell)}</td>' for cell in row) + "</tr>"
         for row in rows
     )
     return (
@@ -148,38 +147,35 @@ def _svg_plot(
     curves: dict[str, list[float]], levels: dict[str, float], methods: list[str], budget: Any
 ) -> str:
     values = [v for c in curves.values() for v in c] + list(levels.values())
-    low, high, step = _y_range(values)
+    low, high, step = y_range(values)
     x_max = max([len(c) for c in curves.values()] + [budget if isinstance(budget, int) else 1, 1])
-    width, height = _W - _ML - _MR, _H - _MT - _MB
-
-    def x(renders: float) -> float:
-        return _ML + renders / x_max * width
-
-    def y(score: float) -> float:
-        return _MT + (high - score) / (high - low) * height
-
-    parts = [f'<rect class="plot-bg" x="{_ML}" y="{_MT}" width="{width}" height="{height}"/>']
+    scale = Scale(CHART, 0, x_max, low, high)
+    x, y = scale.x, scale.y
+    left, width, height = CHART.left, CHART.plot_width, CHART.plot_height
+    parts = [
+        f'<rect class="plot-bg" x="{left}" y="{CHART.top}" width="{width}" height="{height}"/>'
+    ]
     tick = low
     while tick <= high + 1e-9:
         parts.append(
-            f'<line class="grid" x1="{_ML}" x2="{_ML + width}" y1="{y(tick):.1f}" '
-            f'y2="{y(tick):.1f}"/><text class="tick" x="{_ML - 6}" y="{y(tick) + 4:.1f}" '
+            f'<line class="grid" x1="{left}" x2="{left + width}" y1="{y(tick):.1f}" '
+            f'y2="{y(tick):.1f}"/><text class="tick" x="{left - 6}" y="{y(tick) + 4:.1f}" '
             f'text-anchor="end">{tick:.{_decimals(step)}f}</text>'
         )
         tick += step
-    x_step = max(1, int(_nice_step(x_max, 8)))
+    x_step = max(1, int(nice_step(x_max, 8)))
     for r in range(0, x_max + 1, x_step):
         parts.append(
-            f'<text class="tick" x="{x(r):.1f}" y="{_MT + height + 16}" '
+            f'<text class="tick" x="{x(r):.1f}" y="{CHART.top + height + 16}" '
             f'text-anchor="middle">{r}</text>'
         )
     parts.append(
-        f'<text class="axis-label" x="{_ML + width / 2}" y="{_H - 8}" '
+        f'<text class="axis-label" x="{left + width / 2}" y="{CHART.height - 8}" '
         'text-anchor="middle">renders spent</text>'
     )
     for index, method in enumerate(methods):
         colour = _PALETTE[index % len(_PALETTE)]
-        legend_y = _MT + 14 + 18 * index
+        legend_y = CHART.top + 14 + 18 * index
         if method in curves:
             points = " ".join(f"{x(i + 1):.1f},{y(v):.1f}" for i, v in enumerate(curves[method]))
             parts.append(
@@ -189,20 +185,20 @@ def _svg_plot(
         elif method in levels:
             level = y(levels[method])
             parts.append(
-                f'<line x1="{_ML}" x2="{_ML + width}" y1="{level:.1f}" y2="{level:.1f}" '
+                f'<line x1="{left}" x2="{left + width}" y1="{level:.1f}" y2="{level:.1f}" '
                 f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="5 4"/>'
             )
             dash = ' stroke-dasharray="5 4"'
         else:
             continue
         parts.append(
-            f'<line x1="{_ML + width + 12}" x2="{_ML + width + 36}" y1="{legend_y}" '
+            f'<line x1="{left + width + 12}" x2="{left + width + 36}" y1="{legend_y}" '
             f'y2="{legend_y}" stroke="{colour}" stroke-width="2"{dash}/>'
-            f'<text class="legend-text" x="{_ML + width + 42}" y="{legend_y + 4}">'
-            f"{_esc(method)}</text>"
+            f'<text class="legend-text" x="{left + width + 42}" y="{legend_y + 4}">'
+            f"{esc(method)}</text>"
         )
     return (
-        f'<svg class="chart" viewBox="0 0 {_W} {_H}" role="img" '
+        f'<svg class="chart" viewBox="0 0 {CHART.width} {CHART.height}" role="img" '
         f'aria-label="best score against renders">{"".join(parts)}</svg>'
     )
 
@@ -218,18 +214,18 @@ def _sheets_section(rows: Sequence[Mapping[str, Any]], methods: list[str]) -> st
     images = list(dict.fromkeys(r["image"] for r in rows))
     if not images:
         return ""
-    sheets = "".join(_sheet(image, rows, methods) for image in images)
+    sheets = "".join(_sheet(name, rows, methods) for name in images)
     return f'<section class="card"><h2>Contact sheets</h2>{sheets}</section>'
 
 
-def _sheet(image: str, rows: Sequence[Mapping[str, Any]], methods: list[str]) -> str:
+def _sheet(name: str, rows: Sequence[Mapping[str, Any]], methods: list[str]) -> str:
     from arpo.bench.runner import slug
 
-    mine = {r["method"]: r for r in rows if r["image"] == image}
+    mine = {r["method"]: r for r in rows if r["image"] == name}
     true_prompt = next((r.get("true_prompt") for r in mine.values() if r.get("true_prompt")), None)
-    caption = f"<code>{_esc(true_prompt)}</code>" if true_prompt else ""
+    caption = f"<code>{esc(true_prompt)}</code>" if true_prompt else ""
     figures = [
-        f"<figure>{_image(f'images/{slug(image)}/reference.png', image, 150)}"
+        f"<figure>{image(f'images/{slug(name)}/reference.png', name, 150)}"
         f"<figcaption><strong>reference</strong>{caption}</figcaption></figure>"
     ]
     for method in methods:
@@ -239,14 +235,15 @@ def _sheet(image: str, rows: Sequence[Mapping[str, Any]], methods: list[str]) ->
         if row.get("status") != "done":
             why = row.get("error") or row.get("note") or row.get("status")
             figures.append(
-                f"<figure>{_image(None, method, 150, _esc(row.get('status')))}"
-                f"<figcaption><strong>{_esc(method)}</strong> {_esc(why)}</figcaption></figure>"
+                f"<figure>{image(None, method, 150, esc(row.get('status')))}"
+                f"<figcaption><strong>{esc(method)}</strong> {esc(why)}</figcaption></figure>"
             )
             continue
         figures.append(
-            f"<figure>{_image(row.get('render'), method, 150)}"
-            f"<figcaption><strong>{_esc(method)}</strong> image {_score(row.get('image_score'))}"
-            f" · text {_score(row.get('text_score'))}<code>{_esc(row.get('prompt'))}</code>"
+            f"<figure>{image(row.get('render'), method, 150)}"
+            f"<figcaption><strong>{esc(method)}</strong> "
+            f"image {format_score(row.get('image_score'))}"
+            f" · text {format_score(row.get('text_score'))}<code>{esc(row.get('prompt'))}</code>"
             "</figcaption></figure>"
         )
-    return f'<h3>{_esc(image)}</h3><div class="sheet">{"".join(figures)}</div>'
+    return f'<h3>{esc(name)}</h3><div class="sheet">{"".join(figures)}</div>'

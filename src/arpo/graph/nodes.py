@@ -16,6 +16,7 @@ from arpo.errors import LLMOutputError
 from arpo.graph import prompts
 from arpo.graph.context import RunOptions, resolve_strategy
 from arpo.graph.state import ArpoState, Rendered, Scored
+from arpo.objective import score_key
 
 if TYPE_CHECKING:
     import torch
@@ -258,7 +259,9 @@ class Nodes:
                 "rendered_prompt": state["history"][-1]["prompt"] if state.get("history") else None,
                 "image_score": state.get("image_score"),
                 "render": (state.get("renders") or [None])[0],
+                "objective": options.objective,
                 "best_prompt": best["prompt"],
+                "best_score": best[score_key(options.objective)],  # never decreases
                 "best_text_score": best["text_score"],
                 "best_image_score": best["image_score"],
                 "stop_reason": reason,
