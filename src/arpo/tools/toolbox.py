@@ -7,6 +7,7 @@ Toolbox at build time; models never enter graph state.
 
 from __future__ import annotations
 
+import os
 import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from arpo.tools.clip import ClipScorer
     from arpo.tools.phrases import Interrogator, OfflineProposer, PhraseRanker
     from arpo.tools.presets import PresetModels
+    from arpo.tools.registry import RendererBuilder
     from arpo.tools.store import ArtifactStore
     from arpo.tools.t2i import RenderCache, Renderer
     from arpo.tools.vocabulary import Vocabulary
@@ -70,24 +72,23 @@ class Toolbox:
 
         return self._get("store", lambda: ArtifactStore(self.settings.store_dir))
 
+    def _renderer_choice(self) -> tuple[RendererBuilder, str]:
+        """The registered builder of the text-to-image backend, and the reference it loads."""
+        from arpo.tools import registry
+
+        preset = self.preset
+        if preset:
+            builder = registry.renderer_builder(preset.renderer, provider=preset.provider)
+            return builder, preset.t2i_model
+        return registry.renderer_builder("diffusers"), self.settings.t2i_model
+
     @property
     def backend(self) -> Renderer:
         """The raw text-to-image backend; the graph uses :attr:`renderer` (cached) instead."""
 
         def build() -> Renderer:
-            from arpo.tools.t2i import DiffusersRenderer
-
-            if self.preset and self.preset.renderer == "demo":
-                from arpo.demo.render import DemoRenderer
-
-                return DemoRenderer()
-            ref = self.preset.t2i_model if self.preset else self.settings.t2i_model
-            return DiffusersRenderer.from_pretrained(
-                ref,
-                device=self.settings.device,
-                dtype=self.settings.dtype,
-                batch_size=self.settings.render_batch_size,
-            )
+            builder, ref = self._renderer_choice()
+            return builder.build(ref, self.settings)
 
         return self._get("backend", build)
 
@@ -170,13 +171,11 @@ class Toolbox:
         """Load the renderer and scorer now, checking cheap things first, so a missing model
         fails in about a second, before any run is recorded."""
         from arpo.tools.clip import check_clip_ref
-        from arpo.tools.loading import check_diffusers_ref
 
         preset = self.preset
-        if self._given.get("backend") is None and not (preset and preset.renderer == "demo"):
-            check_diffusers_ref(
-                preset.t2i_model if preset else self.settings.t2i_model, "ARPO_T2I_MODEL"
-            )
+        if self._given.get("backend") is None:
+            builder, ref = self._renderer_choice()
+            builder.check(ref)
         if self._given.get("scorer") is None:
             if preset:
                 check_clip_ref(preset.clip_model, preset.clip_pretrained)
@@ -204,3 +203,50 @@ class Toolbox:
         chat = self._given.get("chat")
         llm = chat.name if chat else (settings.llm_model if settings.llm_configured else None)
         return {"t2i": t2i, "clip": clip, "llm": llm}
+
+    def model_identity(self) -> dict[str, str | None]:
+        """What picks the models, in names that do not depend on the data directory.
+
+        ``{"preset": ..., "t2i": ..., "clip": ...}``: the preset's name (None without one)
+        and its models' stable names ("tiny/t2i", "demo-clip"); without a preset, the
+        configured ``t2i_model`` and ``clip_model/clip_pretrained``. A component handed in
+        counts by its ``name``, unless that name is the preset's own model reference (the
+        same models, loaded elsewhere), which counts by the preset's name for it. Two
+        toolboxes with the same identity render and score alike. The LLM is not part of it.
+        """
+        settings, preset = self.settings, self.preset
+        if preset:
+            t2i, clip = preset.t2i_identity, preset.clip_identity
+        else:
+            t2i = settings.t2i_model
+            clip = _clip_name(settings.clip_model, settings.clip_pretrained)
+        backend, scorer = self._given.get("backend"), self._given.get("scorer")
+        if backend is not None and not (preset and _same_model(backend.name, preset.t2i_model)):
+            t2i = backend.name
+        if scorer is not None and not (preset and _same_model(scorer.name, preset.clip_model)):
+            clip = scorer.name
+        return {
+            "preset": None if settings.preset == "none" else settings.preset,
+            "t2i": t2i,
+            "clip": clip,
+        }
+
+
+def _clip_name(model: str, pretrained: str | None) -> str:
+    """The name :class:`~arpo.tools.clip.ClipScorer` gives the model it loads."""
+    if model.startswith(("local-dir:", "hf-hub:")) or not pretrained:
+        return model
+    return f"{model}/{pretrained}"
+
+
+def _same_model(name: str, ref: str) -> bool:
+    """Whether a loaded model's name is this reference (local folders compared by real path)."""
+    if name == ref:
+        return True
+    prefix = "local-dir:"
+    if name.startswith(prefix) != ref.startswith(prefix):
+        return False
+    first, second = name.removeprefix(prefix), ref.removeprefix(prefix)
+    if not (os.path.isabs(first) and os.path.isabs(second)):
+        return False
+    return os.path.realpath(first) == os.path.realpath(second)

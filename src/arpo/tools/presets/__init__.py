@@ -1,10 +1,17 @@
 """Model presets: named bundles of models that replace the configured ones.
 
-A preset is data (a JSON file beside this module) plus a builder. ``tiny`` builds
-random-weight Stable Diffusion and open_clip models from fixed seeds, saves them once under
-``ARPO_HOME/presets/tiny`` and returns their *directories*, which are then loaded through the
-same ``from_pretrained`` / open_clip ``local-dir:`` paths as real checkpoints. Its images are
-noise: it exists so every code path runs in seconds on a CPU without downloads.
+A preset is data: a JSON file beside this module that names, by name, the builders that make
+its models (looked up in :mod:`arpo.tools.registry`): ``"builder"`` (a preset builder, which
+says where the models are, building them first if needed) and ``"renderer"`` (the renderer
+builder that loads its text-to-image model, ``"diffusers"`` unless it says otherwise). A
+``"provider"`` entry names a module to import first, which registers builders that live
+outside ``arpo.tools`` (the demo world's, ``arpo.demo.preset``).
+
+``tiny`` (built in here) builds random-weight Stable Diffusion and open_clip models from fixed
+seeds, saves them once under ``ARPO_HOME/presets/tiny`` and returns their *directories*, which
+are then loaded through the same ``from_pretrained`` / open_clip ``local-dir:`` paths as real
+checkpoints. Its images are noise: it exists so every code path runs in seconds on a CPU
+without downloads.
 """
 
 from __future__ import annotations
@@ -13,25 +20,35 @@ import json
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from arpo.errors import InvalidOptionError
+from arpo.tools import registry
 
 log = logging.getLogger(__name__)
 
-PRESETS = ("tiny", "demo")
+PRESETS = tuple(
+    sorted(
+        entry.name.removesuffix(".json")
+        for entry in files(__name__).iterdir()
+        if entry.name.endswith(".json")
+    )
+)
 
 
 @dataclass(frozen=True)
 class PresetModels:
     """Where a preset's models live, and the run-option defaults that suit them.
 
-    ``renderer`` is "diffusers" (``t2i_model`` is a diffusers folder) or "demo" (the demo
-    world's procedural renderer, ``t2i_model`` is its name).
+    ``renderer`` names the renderer builder (``"diffusers"``: ``t2i_model`` is a diffusers
+    folder) and ``provider`` the module that registers it when it is not built in.
+    ``t2i_name`` / ``clip_name`` name the models independently of the data directory they
+    were built in (for :meth:`arpo.tools.toolbox.Toolbox.model_identity`); empty means the
+    reference itself is such a name.
     """
 
     t2i_model: str
@@ -43,6 +60,21 @@ class PresetModels:
     # vocabulary category -> prompt component (remix), where a preset's vocabulary uses a
     # category name for something other than the packaged vocabulary means by it
     vocabulary_components: dict[str, str] = field(default_factory=dict)
+    provider: str | None = None
+    t2i_name: str = ""
+    clip_name: str = ""
+
+    @property
+    def t2i_identity(self) -> str:
+        return self.t2i_name or self.t2i_model
+
+    @property
+    def clip_identity(self) -> str:
+        if self.clip_name:
+            return self.clip_name
+        if self.clip_pretrained and not self.clip_model.startswith(("local-dir:", "hf-hub:")):
+            return f"{self.clip_model}/{self.clip_pretrained}"
+        return self.clip_model
 
 
 @cache
@@ -55,11 +87,31 @@ def preset_spec(name: str) -> dict[str, Any]:
 
 
 def prepare_preset(name: str, presets_dir: Path) -> PresetModels:
-    """Build the preset's models on first use (once per data directory) and say where they are."""
+    """Build the preset's models on first use (once per data directory) and say where they are.
+
+    The builders are looked up by the names the preset's JSON gives; the JSON's own entries
+    (renderer, provider, option defaults, vocabulary components) override the builder's.
+    """
     spec = preset_spec(name)
-    if name == "demo":
-        return _demo_models(spec)
-    root = presets_dir / name
+    provider = spec.get("provider")
+    renderer = spec.get("renderer", "diffusers")
+    registry.renderer_builder(renderer, provider=provider)  # an unknown name fails before a build
+    build = registry.preset_builder(spec.get("builder", name), provider=provider)
+    models = build(spec, presets_dir / name)
+    return replace(
+        models,
+        renderer=renderer,
+        provider=provider,
+        option_defaults={**models.option_defaults, **spec.get("option_defaults", {})},
+        vocabulary_components={
+            **models.vocabulary_components,
+            **spec.get("vocabulary_components", {}),
+        },
+    )
+
+
+def build_tiny(spec: dict[str, Any], root: Path) -> PresetModels:
+    """The ``tiny`` builder: random-weight models from the spec's seeds, saved under ``root``."""
     t2i_dir, clip_dir = root / "t2i", root / "clip"
     if not (t2i_dir / "model_index.json").is_file():
         _build_atomically(t2i_dir, lambda tmp: _build_tiny_t2i(spec["t2i"], spec["seed"], tmp))
@@ -69,24 +121,8 @@ def prepare_preset(name: str, presets_dir: Path) -> PresetModels:
         t2i_model=str(t2i_dir),
         clip_model=f"local-dir:{clip_dir}",
         clip_pretrained=None,
-        option_defaults=dict(spec.get("option_defaults", {})),
-    )
-
-
-def _demo_models(spec: dict[str, Any]) -> PresetModels:
-    """The demo world ships with the package: nothing to build."""
-    from arpo.demo.clip_model import demo_clip_dir
-    from arpo.demo.render import DemoRenderer
-    from arpo.demo.vocabulary_build import demo_vocabulary_dir
-
-    return PresetModels(
-        t2i_model=DemoRenderer.name,
-        clip_model=f"local-dir:{demo_clip_dir()}",
-        clip_pretrained=None,
-        option_defaults=dict(spec.get("option_defaults", {})),
-        renderer=spec["renderer"],
-        vocabulary_dir=demo_vocabulary_dir(),
-        vocabulary_components=dict(spec.get("vocabulary_components", {})),
+        t2i_name=f"{root.name}/t2i",
+        clip_name=f"{root.name}/clip",
     )
 
 
@@ -172,3 +208,6 @@ def _build_tiny_clip(spec: dict[str, Any], seed: int, out: Path) -> None:
         logging.disable(logging.NOTSET)
     state = {key: value.contiguous() for key, value in model.state_dict().items()}
     save_file(state, str(out / "open_clip_model.safetensors"))
+
+
+registry.register("preset", "tiny", build_tiny)
