@@ -216,7 +216,7 @@ def test_out_dir_holding_a_run_is_refused(tiny_toolbox, reference_png, tmp_path)
 
 
 def test_get_toolbox_is_one_per_settings(tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "_toolboxes", {})
+    monkeypatch.setattr(api.toolboxes, "_toolboxes", {})
     first = api.get_toolbox(Settings(home=tmp_path / "a"))
     assert api.get_toolbox(Settings(home=tmp_path / "a")) is first
     assert api.get_toolbox(Settings(home=tmp_path / "b")) is not first

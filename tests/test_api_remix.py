@@ -32,8 +32,8 @@ def test_finished_run_stores_its_decomposition_and_fuses_by_run_id(
     assert remix.parts.medium == ["watercolor painting"]
     assert remix.parts.content == stored["content"]
     assert remix.seed == 5  # the content run's seed
-    assert remix.sources[0]["run_id"] == result.run_id
-    assert remix.sources[0]["prompt"] == result.best_prompt
+    assert remix.sources[0].run_id == result.run_id
+    assert remix.sources[0].prompt == result.best_prompt
     record = json.loads((remix.remix_dir / "remix.json").read_text())
     assert record["prompt"] == remix.prompt and (remix.remix_dir / "fuse.png").is_file()
 
@@ -43,9 +43,9 @@ def test_edit_renders_the_original_and_the_edit_with_one_seed(tiny_toolbox: Tool
     assert remix.prompt == "a red fox, in a misty forest, watercolor painting, golden hour"
     assert remix.seed == 7
     (original,) = remix.sources
-    assert original["prompt"] == FOX
+    assert original.prompt == FOX
     same_seed = api.generate(FOX, seed=7, toolbox=tiny_toolbox)[0]
-    assert original["render"] == same_seed
+    assert original.render == same_seed
     assert remix.render == api.generate(remix.prompt, seed=7, toolbox=tiny_toolbox)[0]
     assert remix.render != same_seed
     report = remix.report.read_text()
@@ -132,7 +132,7 @@ def test_llm_decomposes_and_edits_with_structured_output(
     assert "make it night" in json.dumps(fake_openai.requests[1])
     assert "golden hour" in json.dumps(fake_openai.requests[1])  # restored before the edit
     assert remix.prompt == "a red fox, in a misty forest at night, oil painting, moonlight"
-    assert remix.sources[0]["prompt"] == FOX
+    assert remix.sources[0].prompt == FOX
 
 
 def test_without_use_llm_nothing_is_asked(

@@ -30,10 +30,10 @@ def cli(tiny_settings, tiny_models, monkeypatch, tmp_path):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(api, "_toolboxes", {})
+    monkeypatch.setattr(api.toolboxes, "_toolboxes", {})
     settings = Settings(preset="tiny")
     assert settings.home == home
-    api._toolboxes[settings.model_dump_json()] = Toolbox(
+    api.toolboxes._toolboxes[settings.model_dump_json()] = Toolbox(
         settings, renderer=tiny_models.backend, scorer=tiny_models.scorer
     )
     runner = CliRunner()

@@ -20,7 +20,7 @@ B = "a large blue dotted circle in the center, on a white background, watercolou
 def arpo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ARPO_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(api, "_toolboxes", {})
+    monkeypatch.setattr(api.toolboxes, "_toolboxes", {})
     runner = CliRunner()
     return lambda *args: runner.invoke(app, [*args, "--preset", "demo"])
 

@@ -23,8 +23,8 @@ from mcp.types import CallToolResult
 from PIL import Image
 
 from arpo import api
+from arpo.api.records import RunRecords
 from arpo.config import Settings
-from arpo.runs import RunRecords
 from arpo.server import WAITING, build_server
 from arpo.tools.toolbox import Toolbox
 

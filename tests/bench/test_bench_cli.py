@@ -17,9 +17,9 @@ from arpo.tools.toolbox import Toolbox
 def bench_cli(demo_models: Toolbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Invoke ``arpo``; the demo preset's process toolbox reuses the loaded demo models."""
     monkeypatch.setenv("ARPO_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(api, "_toolboxes", {})
+    monkeypatch.setattr(api.toolboxes, "_toolboxes", {})
     settings = Settings(preset="demo")
-    api._toolboxes[settings.model_dump_json()] = Toolbox(
+    api.toolboxes._toolboxes[settings.model_dump_json()] = Toolbox(
         settings, renderer=demo_models.backend, scorer=demo_models.scorer
     )
 

@@ -14,6 +14,7 @@ from arpo.config import Settings
 from arpo.demo.evaluate import heldout_scene
 from arpo.demo.parse import parse_prompt
 from arpo.demo.render import render_prompt
+from arpo.demo.run import run_demo
 from arpo.demo.scenes import attributes, canonical_prompt
 from arpo.errors import InvalidOptionError
 from arpo.tools.toolbox import Toolbox
@@ -25,7 +26,7 @@ def demo_toolbox(tmp_path_factory: pytest.TempPathFactory) -> Toolbox:
 
 
 def test_demo_reports_the_true_prompt_and_what_the_run_recovered(demo_toolbox: Toolbox) -> None:
-    outcome = api.demo(scene=3, objects=1, toolbox=demo_toolbox, iterations=4)
+    outcome = run_demo(scene=3, objects=1, toolbox=demo_toolbox, iterations=4)
 
     assert outcome.true_prompt == canonical_prompt(heldout_scene(3, 1))
     facts = len(outcome.hits) + len(outcome.misses)
@@ -39,7 +40,7 @@ def test_demo_reports_the_true_prompt_and_what_the_run_recovered(demo_toolbox: T
 
 
 def test_demo_with_a_prompt_draws_that_prompt(demo_toolbox: Toolbox) -> None:
-    outcome = api.demo(
+    outcome = run_demo(
         prompt="a large red solid circle in the center on a white background, flat",
         toolbox=demo_toolbox,
         iterations=2,
@@ -74,11 +75,11 @@ def test_reverse_prompt_of_a_one_object_scene_names_its_colour_and_shape(
 
 def test_demo_rejects_bad_settings(demo_toolbox: Toolbox, tmp_path: Path) -> None:
     with pytest.raises(InvalidOptionError, match="1 to 3 objects"):
-        api.demo(objects=4, toolbox=demo_toolbox)
+        run_demo(objects=4, toolbox=demo_toolbox)
     with pytest.raises(InvalidOptionError, match="empty"):
-        api.demo(prompt="  ", toolbox=demo_toolbox)
+        run_demo(prompt="  ", toolbox=demo_toolbox)
     with pytest.raises(InvalidOptionError, match="demo preset"):
-        api.demo(toolbox=Toolbox(Settings(home=tmp_path, preset="tiny")))
+        run_demo(toolbox=Toolbox(Settings(home=tmp_path, preset="tiny")))
 
 
 def test_arpo_demo_command_end_to_end(tmp_path: Path) -> None:

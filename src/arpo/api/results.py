@@ -4,13 +4,12 @@ are (``model_dump``), so no face serialises a result by hand."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from arpo.objective import Objective
 from arpo.remix.parts import PromptParts
-
-Objective = Literal["text", "image"]
 
 
 class Result(BaseModel):

@@ -233,8 +233,10 @@ def best_scores(event: dict[str, Any]) -> str:
     """The best prompt's scores in a progress event, the run's objective first and the other
     labelled beside it: ``image 0.9560 (text 0.5812)``. With the image objective the text
     score of the image-best prompt may fall while the search improves, so it comes second."""
+    from arpo.objective import other_objective
+
     objective = event.get("objective") or "text"
-    other = "image" if objective == "text" else "text"
+    other = other_objective(objective)
     first = event.get(f"best_{objective}_score")
     second = event.get(f"best_{other}_score")
     shown = f"{objective} {_score(first)}"

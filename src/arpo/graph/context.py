@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from arpo.errors import InvalidOptionError
+from arpo.objective import objective_of
 from arpo.tools.t2i import RenderParams
 
 Strategy = Literal["auto", "vanilla", "enhanced", "offline"]
@@ -66,7 +67,7 @@ class RunOptions:
     @property
     def objective(self) -> Literal["text", "image"]:
         """What "best" means: text-image CLIP similarity, or image-image when reranking."""
-        return "image" if self.rerank_top_k > 0 else "text"
+        return objective_of(self)
 
     @classmethod
     def build(cls, defaults: dict[str, Any] | None = None, **options: Any) -> RunOptions:
