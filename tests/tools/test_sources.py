@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,7 @@ from arpo.tools import sources
 from arpo.tools.previews import encode_preview, side_by_side
 from arpo.tools.sources import (
     SourcePolicy,
+    check_public_addresses,
     classify,
     confine_path,
     fetch_url,
@@ -399,6 +401,22 @@ def test_urls_are_off_by_default(policy, store) -> None:
         ("::ffff:127.0.0.1", False),
         ("224.0.0.1", False),
         ("not an ip", False),
+        # IPv6 forms that carry an IPv4 address are judged by that address
+        ("::ffff:93.184.216.34", True),
+        ("64:ff9b::93.184.216.34", True),  # NAT64 (RFC 6052)
+        ("64:ff9b::127.0.0.1", False),
+        ("64:ff9b::10.0.0.7", False),
+        ("64:ff9b::169.254.169.254", False),
+        ("64:ff9b:1::93.184.216.34", False),  # local-use NAT64 (RFC 8215)
+        ("64:ff9b:1:a00:7::", False),
+        ("2002:5db8:d822::1", True),  # 6to4 of 93.184.216.34
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:a00:7::1", False),  # 6to4 of 10.0.0.7
+        ("2002:a9fe:a9fe::1", False),  # 6to4 of 169.254.169.254
+        ("2001:0:5db8:d822:0:f5ff:a247:2def", True),  # Teredo: server and client public
+        ("2001:0:5db8:d822:0:f5ff:f5ff:fff8", False),  # Teredo client 10.0.0.7
+        ("2001:0:a00:7:0:f5ff:a247:2def", False),  # Teredo server 10.0.0.7
+        ("::10.0.0.7", False),  # IPv4-compatible (deprecated): reserved
     ],
 )
 def test_is_public_address(address: str, public: bool) -> None:
@@ -488,6 +506,9 @@ def test_connection_goes_to_the_checked_address_even_if_dns_changes(store) -> No
         "http://[::1]/x.png",
         "http://169.254.169.254/latest/meta-data",
         "http://internal.example/x.png",
+        "http://[64:ff9b::7f00:1]/x.png",
+        "http://[2002:a9fe:a9fe::1]/latest/meta-data",
+        "http://[::ffff:10.0.0.7]/x.png",
     ],
 )
 def test_non_public_urls_are_refused_before_any_request(store, url: str) -> None:
@@ -538,6 +559,115 @@ def test_bad_responses(response: httpx.Response, message: str) -> None:
     mock = transport({"https://img.example/a.png": response})
     with pytest.raises(InvalidImageError, match=message):
         fetch_url("https://img.example/a.png", url_policy(1000), resolver=resolver, transport=mock)
+
+
+def test_non_public_address_among_several_is_refused() -> None:
+    def mixed(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "64:ff9b::a00:7"]
+
+    with pytest.raises(InvalidImageError, match=r"64:ff9b::a00:7.*private"):
+        check_public_addresses("https://img.example/a.png", mixed)
+    mock = transport({})
+    with pytest.raises(InvalidImageError, match="loopback, private"):
+        fetch_url("https://img.example/a.png", url_policy(), resolver=mixed, transport=mock)
+    assert mock.seen == []
+
+
+def test_the_next_address_is_tried_when_one_does_not_connect() -> None:
+    attempts: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        attempts.append(request.url.host)
+        if request.url.host != "93.184.216.36":
+            raise httpx.ConnectError("connection refused", request=request)
+        return png_response()
+
+    def three(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "93.184.216.36"]
+
+    data = fetch_url(
+        "https://img.example/a.png",
+        url_policy(),
+        resolver=three,
+        transport=httpx.MockTransport(handle),
+    )
+    assert data == png_bytes()
+    assert attempts == ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "93.184.216.36"]
+
+
+def test_no_address_connects() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    def two(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "93.184.216.35"]
+
+    with pytest.raises(InvalidImageError) as info:
+        fetch_url(
+            "https://img.example/a.png",
+            url_policy(),
+            resolver=two,
+            transport=httpx.MockTransport(handle),
+        )
+    message = str(info.value)
+    assert "no address of its host accepted a connection" in message
+    assert "93.184.216.34" in message and "93.184.216.35" in message
+    assert "download the image" in message
+
+
+def slow_body(chunks: int, pause_s: float) -> Iterator[bytes]:
+    """A PNG trickled out in ``chunks`` pieces, ``pause_s`` apart."""
+    data = png_bytes()
+    size = -(-len(data) // chunks)
+    for start in range(0, len(data), size):
+        time.sleep(pause_s)
+        yield data[start : start + size]
+
+
+def test_a_slow_body_hits_the_deadline() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = slow_body(40, 0.025)  # a second in all, each chunk quick
+        return httpx.Response(200, headers={"content-type": "image/png"}, content=body)
+
+    policy = SourcePolicy(roots=[], allow_urls=True, url_timeout_s=0.2)
+    started = time.perf_counter()
+    with pytest.raises(InvalidImageError, match=r"took longer than 0\.2 s.*pass its path"):
+        fetch_url(
+            "https://img.example/a.png",
+            policy,
+            resolver=resolver,
+            transport=httpx.MockTransport(handle),
+        )
+    assert time.perf_counter() - started < 0.6, "stopped while streaming, not at the end"
+
+
+def test_the_deadline_covers_all_redirects() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.08)
+        path = request.url.path
+        if path == "/3":
+            return png_response()
+        return httpx.Response(302, headers={"location": f"/{int(path[1:]) + 1}"})
+
+    mock = httpx.MockTransport(handle)
+    roomy = SourcePolicy(roots=[], allow_urls=True, url_timeout_s=5)
+    assert fetch_url("https://img.example/0", roomy, resolver=resolver, transport=mock)
+    tight = SourcePolicy(roots=[], allow_urls=True, url_timeout_s=0.2)
+    with pytest.raises(InvalidImageError, match=r"took longer than 0\.2 s"):
+        fetch_url("https://img.example/0", tight, resolver=resolver, transport=mock)
+
+
+def test_a_transport_timeout_reads_as_the_deadline() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    with pytest.raises(InvalidImageError, match="took longer than"):
+        fetch_url(
+            "https://img.example/a.png",
+            url_policy(),
+            resolver=resolver,
+            transport=httpx.MockTransport(handle),
+        )
 
 
 def test_unresolvable_host() -> None:
