@@ -1,13 +1,16 @@
-"""Settings: ARPO_* environment variables, a .env file, validation, derived paths."""
+"""Settings: ARPO_* environment variables, a .env file, validation, derived paths, and the
+image roots the MCP server confines paths to."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from arpo.config import Settings
+from arpo.config import Settings, describe_roots, effective_roots
+from arpo.errors import InvalidOptionError
 
 
 @pytest.fixture(autouse=True)
@@ -136,3 +139,113 @@ def test_env_example_documents_every_setting() -> None:
         variable = f"ARPO_{name.upper()}"
         assert variable in documented, f"{variable} is missing from .env.example"
         assert variable in readme, f"{variable} is missing from the README's settings table"
+
+
+# --------------------------------------------------------------------------- image roots
+
+
+def real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+@pytest.fixture
+def user_home(monkeypatch, tmp_path) -> Path:
+    """A home directory of the user's own, under tmp_path."""
+    home = tmp_path / "users" / "me"
+    home.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("ARPO_ALLOWED_ROOTS", raising=False)
+    return home
+
+
+def test_default_roots_are_the_inbox_only(tmp_path, user_home):
+    settings = Settings(home=tmp_path / "data")
+    assert settings.inbox_dir == tmp_path / "data" / "inbox"
+    assert settings.image_roots == [settings.inbox_dir]
+    assert effective_roots(settings) == [real(tmp_path / "data" / "inbox")]
+
+
+def test_started_from_the_filesystem_root_the_default_is_still_the_inbox(
+    monkeypatch, tmp_path, user_home
+):
+    monkeypatch.chdir("/")  # how Claude Desktop starts MCP servers
+    settings = Settings(home=tmp_path / "data")
+    assert effective_roots(settings) == [real(tmp_path / "data" / "inbox")]
+
+
+def test_a_default_inbox_under_the_home_directory_is_fine(user_home):
+    settings = Settings(home=user_home)  # ARPO_HOME=~
+    assert effective_roots(settings) == [real(user_home / "inbox")]
+
+
+def test_dot_from_the_filesystem_root_is_refused(monkeypatch, tmp_path, user_home):
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("ARPO_ALLOWED_ROOTS", ".")
+    with pytest.raises(InvalidOptionError) as info:
+        effective_roots(Settings(home=tmp_path / "data"))
+    message = str(info.value)
+    assert "'.'" in message and "relative" in message and "the filesystem root" in message
+    assert "ARPO_ALLOWED_ROOTS=~/Pictures" in message
+
+
+def test_an_explicit_filesystem_root_is_the_users_choice(monkeypatch, tmp_path, user_home):
+    monkeypatch.setenv("ARPO_ALLOWED_ROOTS", "/")
+    assert effective_roots(Settings(home=tmp_path / "data")) == [Path("/")]
+
+
+@pytest.mark.parametrize(("entry", "what"), [(".", "your home directory"), ("..", "contains")])
+def test_implicit_home_or_above_is_refused(monkeypatch, tmp_path, user_home, entry, what):
+    monkeypatch.chdir(user_home)
+    monkeypatch.setenv("ARPO_ALLOWED_ROOTS", entry)
+    with pytest.raises(InvalidOptionError, match=what):
+        effective_roots(Settings(home=tmp_path / "data"))
+
+
+def test_home_reached_through_dotdot_or_a_link_is_refused(monkeypatch, tmp_path, user_home):
+    monkeypatch.setenv("ARPO_ALLOWED_ROOTS", str(user_home / "Pictures" / ".."))
+    with pytest.raises(InvalidOptionError, match="your home directory"):
+        effective_roots(Settings(home=tmp_path / "data"))
+    (tmp_path / "pics").symlink_to(user_home)
+    monkeypatch.setenv("ARPO_ALLOWED_ROOTS", str(tmp_path / "pics"))
+    with pytest.raises(InvalidOptionError, match=r"resolves to .*your home directory"):
+        effective_roots(Settings(home=tmp_path / "data"))
+
+
+def test_home_named_explicitly_is_accepted(monkeypatch, tmp_path, user_home):
+    monkeypatch.setenv("ARPO_ALLOWED_ROOTS", "~")
+    assert effective_roots(Settings(home=tmp_path / "data")) == [real(user_home)]
+    monkeypatch.setenv("ARPO_ALLOWED_ROOTS", str(user_home.parent))
+    assert effective_roots(Settings(home=tmp_path / "data")) == [real(user_home.parent)]
+
+
+def test_folders_below_home_are_fine_and_relative_ones_use_the_cwd(
+    monkeypatch, tmp_path, user_home
+):
+    (user_home / "Pictures").mkdir()
+    monkeypatch.chdir(user_home)
+    monkeypatch.setenv("ARPO_ALLOWED_ROOTS", os.pathsep.join(["Pictures", "~/Pictures", "/srv"]))
+    roots = effective_roots(Settings(home=tmp_path / "data"))
+    assert roots == [real(user_home / "Pictures"), real(Path("/srv"))], "duplicates dropped"
+
+
+def test_a_default_inbox_that_is_broad_is_refused(monkeypatch, tmp_path, user_home):
+    # ARPO_HOME/inbox is the home directory itself (a user whose home is named 'inbox')
+    inbox_home = tmp_path / "inbox"
+    inbox_home.mkdir()
+    monkeypatch.setenv("HOME", str(inbox_home))
+    with pytest.raises(InvalidOptionError, match="default image folder ARPO_HOME/inbox"):
+        effective_roots(Settings(home=tmp_path))
+
+
+def test_describe_roots(monkeypatch, tmp_path, user_home):
+    settings = Settings(home=tmp_path / "data")
+    line = describe_roots(settings)
+    assert "\n" not in line
+    assert str(real(tmp_path / "data" / "inbox")) in line and "(missing)" in line
+    assert "[default]" in line and "image URLs: off" in line
+    (tmp_path / "pics").mkdir()
+    monkeypatch.setenv("ARPO_ALLOWED_ROOTS", str(tmp_path / "pics"))
+    monkeypatch.setenv("ARPO_ALLOW_URLS", "true")
+    line = describe_roots(Settings(home=tmp_path / "data"))
+    assert f"{real(tmp_path / 'pics')} [ARPO_ALLOWED_ROOTS]" in line
+    assert "image URLs: on" in line

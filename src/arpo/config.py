@@ -6,12 +6,15 @@ Settings say *where* things are (models, endpoints, the data directory); per-run
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from arpo.errors import InvalidOptionError
 
 Preset = Literal["none", "tiny", "demo"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -76,7 +79,8 @@ class Settings(BaseSettings):
     allowed_roots: Annotated[list[Path] | None, NoDecode] = Field(
         None,
         description="Folders whose images the MCP server may read (a JSON list, or paths "
-        "separated by the OS path separator); unset: the working directory and ARPO_HOME.",
+        "separated by the OS path separator); unset: ARPO_HOME/inbox only. Relative entries "
+        "are taken from the working directory at startup.",
     )
     allow_urls: bool = Field(
         False, description="Let the MCP server fetch http(s) image URLs (public addresses only)."
@@ -98,8 +102,6 @@ class Settings(BaseSettings):
             import json
 
             return json.loads(text)
-        import os
-
         return [part for part in text.split(os.pathsep) if part.strip()]
 
     @field_validator("allowed_roots", mode="after")
@@ -109,10 +111,16 @@ class Settings(BaseSettings):
 
     @property
     def image_roots(self) -> list[Path]:
-        """Where the MCP server may read images: ARPO_ALLOWED_ROOTS, else cwd and ARPO_HOME."""
+        """The image folders as configured: ARPO_ALLOWED_ROOTS, else ``inbox_dir``. Not yet
+        resolved or checked: the server confines paths to :func:`effective_roots`."""
         if self.allowed_roots is not None:
             return list(self.allowed_roots)
-        return [Path.cwd(), self.home]
+        return [self.inbox_dir]
+
+    @property
+    def inbox_dir(self) -> Path:
+        """ARPO_HOME/inbox: the one folder the MCP server reads images from by default."""
+        return self.home / "inbox"
 
     @field_validator("home", mode="after")
     @classmethod
@@ -122,8 +130,6 @@ class Settings(BaseSettings):
     @property
     def llm_configured(self) -> bool:
         """True when an LLM endpoint or key is set, so LLM strategies can run."""
-        import os
-
         return bool(self.llm_base_url or self.llm_api_key or os.environ.get("OPENAI_API_KEY"))
 
     @property
@@ -141,3 +147,90 @@ class Settings(BaseSettings):
     @property
     def presets_dir(self) -> Path:
         return self.home / "presets"
+
+
+# --------------------------------------------------------------------------- image roots
+
+
+def effective_roots(settings: Settings) -> list[Path]:
+    """The real, absolute folders a remote caller's image paths are confined to.
+
+    ARPO_ALLOWED_ROOTS when set, else ``ARPO_HOME/inbox``. Relative entries (and a relative
+    ARPO_HOME) are taken from the working directory at the time of the call: the server calls
+    this once, at startup. A root that is the filesystem root, the user's home directory or a
+    folder containing it is refused with :class:`InvalidOptionError`, unless the user wrote
+    exactly such a path in ARPO_ALLOWED_ROOTS as an absolute path (``/``, ``~``, ``/home``):
+    that is an explicit choice, whereas ``.`` started from ``/`` (MCP clients such as Claude
+    Desktop start servers there), a ``..`` or a symbolic link reaching one is not.
+    """
+    explicit = settings.allowed_roots is not None
+    entries = list(settings.allowed_roots) if explicit else [settings.inbox_dir]
+    cwd = Path.cwd()
+    homes = _home_dirs()
+    roots: list[Path] = []
+    for entry in entries:
+        absolute = entry if entry.is_absolute() else cwd / entry
+        real = Path(os.path.realpath(absolute))
+        what = _broad(real, homes)
+        named = (
+            explicit
+            and entry.is_absolute()
+            and ".." not in entry.parts
+            and _broad(Path(os.path.normpath(entry)), homes) is not None
+        )
+        if what is not None and not named:
+            raise InvalidOptionError(_broad_root_message(entry, real, what, explicit, cwd))
+        if real not in roots:
+            roots.append(real)
+    return roots
+
+
+def describe_roots(settings: Settings) -> str:
+    """One line for the server's startup log: where image paths may point, whether URLs are
+    fetched. Raises like :func:`effective_roots`."""
+    roots = effective_roots(settings)
+    listed = ", ".join(f"{root}{'' if root.is_dir() else ' (missing)'}" for root in roots)
+    source = "ARPO_ALLOWED_ROOTS" if settings.allowed_roots is not None else "default"
+    urls = (
+        "on (public addresses only)"
+        if settings.allow_urls
+        else "off (ARPO_ALLOW_URLS=true fetches public ones)"
+    )
+    return f"image paths confined to: {listed or '(none)'} [{source}]; image URLs: {urls}"
+
+
+def _home_dirs() -> list[Path]:
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        return []
+    return list(dict.fromkeys([home, Path(os.path.realpath(home))]))
+
+
+def _broad(path: Path, homes: list[Path]) -> str | None:
+    """What makes ``path`` too broad a root to take implicitly, or None."""
+    if path.parent == path:
+        return "the filesystem root"
+    if path in homes:
+        return "your home directory"
+    if any(path in home.parents for home in homes):
+        return "a folder that contains your home directory"
+    return None
+
+
+def _broad_root_message(entry: Path, real: Path, what: str, explicit: bool, cwd: Path) -> str:
+    if not explicit:
+        how = f"the default image folder ARPO_HOME/inbox ({entry}) resolves to {real}"
+    elif not entry.is_absolute():
+        how = (
+            f"the ARPO_ALLOWED_ROOTS entry {str(entry)!r} is relative, and from the working "
+            f"directory {cwd} (where the server was started) it resolves to {real}"
+        )
+    else:
+        how = f"the ARPO_ALLOWED_ROOTS entry {str(entry)!r} resolves to {real}"
+    return (
+        f"refusing to serve images from {real}: {how}, {what}, so any file under it could be "
+        "read. Name the folder you mean in ARPO_ALLOWED_ROOTS as an absolute path, e.g. "
+        "ARPO_ALLOWED_ROOTS=~/Pictures (writing such a broad folder itself, e.g. "
+        "ARPO_ALLOWED_ROOTS=/, is taken as your explicit choice)."
+    )

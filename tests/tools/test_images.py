@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import struct
 import time
 import zlib
@@ -15,12 +16,15 @@ from arpo.errors import InvalidImageError, InvalidOptionError
 from arpo.tools import images
 from arpo.tools.images import (
     DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
     MIN_SIDE,
     decode_base64_image,
     decode_data_url,
     encode_png,
     image_to_data_url,
     load_image,
+    load_image_file,
+    open_image_file,
     thumbnail,
 )
 
@@ -92,12 +96,70 @@ def test_permission_error_message_without_needing_a_non_root_user(
 ) -> None:
     path = _save(_noise(), tmp_path / "locked.png")
 
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise PermissionError(13, "Permission denied")
+    real_open = os.open
 
-    monkeypatch.setattr(images, "open", refuse, raising=False)
+    def refuse(name: object, *args: object, **kwargs: object) -> int:
+        if Path(name) == path:  # type: ignore[arg-type]
+            raise PermissionError(13, "Permission denied")
+        return real_open(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(images.os, "open", refuse)
     with pytest.raises(InvalidImageError, match=r"locked\.png.*permission denied.*readable"):
         load_image(path)
+
+
+def test_fifo_is_refused_without_hanging(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    started = time.perf_counter()
+    with pytest.raises(InvalidImageError, match=r"pipe\.png.*not a regular file \(a named pipe\)"):
+        load_image(fifo)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_device_is_refused() -> None:
+    with pytest.raises(InvalidImageError, match=r"not a regular file \(a device\)"):
+        load_image("/dev/null")
+
+
+def test_symlinks_are_followed_unless_asked_not_to(tmp_path: Path) -> None:
+    target = _save(_noise(), tmp_path / "real.png")
+    link = tmp_path / "link.png"
+    link.symlink_to(target)
+    assert load_image(link).size == (64, 48)
+    with open_image_file(link) as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(InvalidImageError, match="symbolic link, and links are not followed"):
+        open_image_file(link, follow_symlinks=False)
+
+
+def test_load_image_file_decodes_an_open_handle(tmp_path: Path) -> None:
+    original = _noise()
+    path = _save(original, tmp_path / "a.png")
+    with open_image_file(path) as handle:
+        loaded = load_image_file(handle, repr(str(path)))
+        assert not handle.closed, "the caller owns the handle"
+    assert np.array_equal(_pixels(loaded), _pixels(original))
+    assert load_image_file(io.BytesIO(_png_bytes(original)), "memory").size == (64, 48)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with open(empty, "rb") as handle, pytest.raises(InvalidImageError, match="it is empty"):
+        load_image_file(handle, repr(str(empty)))
+    with pytest.raises(InvalidImageError, match=r"label-x.*not a supported image format"):
+        load_image_file(io.BytesIO(b"not an image"), "label-x")
+
+
+def test_image_suffixes_come_from_the_format_table() -> None:
+    for suffix in (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"):
+        assert suffix in IMAGE_SUFFIXES
+    assert all(s == s.lower() and s.startswith(".") for s in IMAGE_SUFFIXES)
+    assert len(set(IMAGE_SUFFIXES)) == len(IMAGE_SUFFIXES)
+    Image.init()
+    known = Image.registered_extensions()
+    for suffix in IMAGE_SUFFIXES:  # each suffix names a format we decode (where Pillow has it)
+        if suffix in known:
+            assert known[suffix] in images._ALLOWED_FORMATS, suffix
+    assert ".eps" not in IMAGE_SUFFIXES and ".svg" not in IMAGE_SUFFIXES
 
 
 def test_text_file_named_png_is_not_an_image(tmp_path: Path) -> None:

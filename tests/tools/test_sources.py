@@ -1,10 +1,16 @@
-"""Image sources named by remote callers: paths confined to roots, base64, data URLs, artifact
-ids, and http(s) URLs (off by default; public addresses only, checked on every redirect)."""
+"""The one way in for images: paths (confined to roots for remote callers, race-free), base64,
+data URLs, artifact ids, bytes and PIL images, and http(s) URLs (off by default; public
+addresses only, checked on every redirect, within one deadline)."""
 
 from __future__ import annotations
 
 import base64
 import io
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,13 +19,18 @@ from PIL import Image
 
 from arpo.config import Settings
 from arpo.errors import InvalidImageError
+from arpo.tools import sources
 from arpo.tools.previews import encode_preview, side_by_side
 from arpo.tools.sources import (
     SourcePolicy,
+    check_public_addresses,
     classify,
     confine_path,
     fetch_url,
     is_public_address,
+    local_policy,
+    names_image,
+    open_confined,
     policy_from_settings,
     resolve_image,
 )
@@ -70,8 +81,85 @@ def test_classify() -> None:
     assert classify("/9j/" + "A" * 80) == "base64"  # JPEG base64 starts with a slash
     assert classify("photos/cat.png") == "path"
     assert classify("/home/me/cat.jpg") == "path"
+    long_dir = "/home/me/Pictures/holidays_in_the_mountains/second_week/raw_scans_from_film"
+    assert len(long_dir) >= 64 and classify(long_dir) == "path", "no '.', but absolute"
+    assert classify("a red fox in snow, watercolour") == "path"  # given as an image: a path
     with pytest.raises(InvalidImageError, match="'file:' URLs are not supported"):
         classify("file:///etc/passwd")
+
+
+@pytest.mark.parametrize(
+    ("text", "image"),
+    [
+        # artifact ids, data: URLs, URLs of any scheme, base64
+        ("a" * 64, True),
+        ("data:image/png;base64,AAAA", True),
+        ("data:,hello", True),  # names an image; the resolver says it is not one
+        ("https://example.com/a.png", True),
+        ("HTTP://example.com/page", True),
+        ("file:///etc/passwd", True),
+        ("file:/etc/passwd", True),
+        ("ftp://example.com/a.png", True),
+        (base64.b64encode(png_bytes()).decode(), True),
+        ("iVBOR" + "A" * 70 + "\n" + "B" * 40, True),
+        ("/9j/" + "A" * 80, True),
+        # path-like
+        ("/home/me/cat.jpg", True),
+        ("/no/such/file", True),  # never checked against the filesystem
+        ("/imagine a castle", True),  # starts with '/'
+        ("~", True),
+        ("~/Pictures/cat", True),
+        ("~bob/cat.png", True),
+        ("./cat", True),
+        ("../pics/cat", True),
+        (".\\cat", True),
+        ("..\\pics\\cat", True),
+        ("C:\\Users\\me\\cat.png", True),
+        ("d:/pics/cat", True),
+        ("photos/cat", True),
+        ("photos\\cat", True),
+        ("cat.png", True),
+        ("IMG_0001.JPEG", True),
+        ("scan.TIFF", True),
+        ("holiday photo 1.jpg", True),
+        ("  cat.webp  ", True),
+        # prompts
+        ("a red fox in snow, watercolour", False),
+        ("a black/white photo of a cat", False),
+        ("black and white", False),
+        ("cat", False),
+        ("notes.txt", False),
+        ("a cat, in the style of cat.png", False),
+        ("portrait: a woman in red", False),
+        ("see https://example.com for more", False),
+        ("data: a bar chart of sales", False),
+        ("~cute cat~", False),
+        ("photos/cat.png\nand a dog", False),
+        ("a painting of a quiet harbour at dawn with fishing boats and gulls overhead", False),
+        ("", False),
+        ("   ", False),
+    ],
+)
+def test_names_image(text: str, image: bool) -> None:
+    assert names_image(text) is image
+
+
+def test_names_image_never_touches_the_filesystem(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "cat").write_bytes(png_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert names_image("cat") is False, "an existing file named like a word is still a prompt"
+    for name in ("exists", "is_file", "is_dir", "stat", "lstat"):
+        monkeypatch.setattr(Path, name, lambda *a, **k: pytest.fail("touched the filesystem"))
+    monkeypatch.setattr(os, "stat", lambda *a, **k: pytest.fail("touched the filesystem"))
+    assert names_image("/etc/shadow") is True
+    assert names_image("a cat") is False
+
+
+def test_names_image_for_non_text_sources(tmp_path: Path) -> None:
+    assert names_image(tmp_path / "x.png") is True
+    assert names_image(png_bytes()) is True
+    assert names_image(Image.new("RGB", (20, 20))) is True
+    assert names_image(42) is False
 
 
 def test_paths_inside_a_root_load(layout, policy, store, monkeypatch) -> None:
@@ -105,6 +193,148 @@ def test_absolute_path_outside_roots_is_refused(layout, policy, store) -> None:
         resolve_image("/etc/passwd", policy, store)
     with pytest.raises(InvalidImageError, match="outside the allowed folders"):
         resolve_image("~/whatever.png", SourcePolicy(roots=[]), store)
+
+
+def test_outside_refusal_is_the_same_whether_or_not_the_file_exists(layout, policy, store):
+    messages = []
+    for name in ("secret.png", "absent.png"):
+        with pytest.raises(InvalidImageError) as info:
+            resolve_image(str(layout["outside"] / name), policy, store)
+        messages.append(str(info.value).replace(name, "NAME"))
+    assert messages[0] == messages[1]
+    messages = []
+    for name in ("secret.png", "absent.png"):  # through a link out of the root
+        with pytest.raises(InvalidImageError) as info:
+            resolve_image(str(layout["root"] / "dirlink" / name), policy, store)
+        messages.append(str(info.value).replace(name, "NAME"))
+    assert messages[0] == messages[1]
+    assert "symbolic link" in messages[0]
+
+
+def test_path_objects_are_confined_too(layout, policy, store) -> None:
+    assert resolve_image(layout["root"] / "sub" / "ok.png", policy, store).size == (32, 24)
+    with pytest.raises(InvalidImageError, match="outside the allowed folders"):
+        resolve_image(layout["outside"] / "secret.png", policy, store)
+    with pytest.raises(InvalidImageError, match="symbolic link"):
+        resolve_image(layout["root"] / "link.png", policy, store)
+
+
+def test_bytes_and_pil_images_go_to_the_decoder(policy, store) -> None:
+    assert resolve_image(png_bytes(), policy, store).size == (32, 24)
+    assert resolve_image(bytearray(png_bytes()), policy, store).size == (32, 24)
+    rgba = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
+    image = resolve_image(rgba, policy, store)
+    assert (image.mode, image.getpixel((0, 0))) == ("RGB", (255, 255, 255))
+    with pytest.raises(InvalidImageError, match="too large"):
+        resolve_image(Image.new("RGB", (100, 100)), SourcePolicy(roots=[], max_pixels=500), store)
+    with pytest.raises(InvalidImageError, match="given as int"):
+        resolve_image(7, policy, store)
+
+
+def test_local_policy_reads_any_path_through_the_same_checks(layout, store, tmp_path) -> None:
+    local = local_policy(Settings(home=tmp_path / "home", max_image_pixels=500_000))
+    assert local.roots is None and local.allow_urls is False
+    secret = layout["outside"] / "secret.png"
+    assert resolve_image(str(secret), local, store).size == (32, 24)
+    assert resolve_image(secret, local, store).size == (32, 24)
+    assert resolve_image(str(layout["root"] / "link.png"), local, store).size == (32, 24)
+    with pytest.raises(InvalidImageError, match="not a supported image format"):
+        resolve_image(str(layout["root"] / "notes.txt"), local, store)
+    with pytest.raises(InvalidImageError, match="file not found"):
+        resolve_image(str(layout["root"] / "nope.png"), local, store)
+    with pytest.raises(InvalidImageError, match="'file:' URLs are not supported"):
+        resolve_image("file:///etc/passwd", local, store)
+    with pytest.raises(InvalidImageError, match="too large"):
+        resolve_image(Image.new("RGB", (1000, 1000)), local, store)
+
+
+def test_local_policy_expands_the_home_directory(tmp_path, store, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "cat.png").write_bytes(png_bytes())
+    assert resolve_image("~/cat.png", local_policy(Settings(home=tmp_path)), store).size == (32, 24)
+
+
+def test_special_files_inside_a_root_are_refused(layout, policy, store) -> None:
+    os.mkfifo(layout["root"] / "pipe.png")
+    started = time.perf_counter()
+    with pytest.raises(InvalidImageError, match="not a regular file"):
+        resolve_image(str(layout["root"] / "pipe.png"), policy, store)
+    assert time.perf_counter() - started < 1.0, "a FIFO must not block the read"
+    with pytest.raises(InvalidImageError, match="it is a directory"):
+        resolve_image(str(layout["root"] / "sub"), policy, store)
+    with pytest.raises(InvalidImageError, match=r"not a regular file \(a device\)"):
+        resolve_image("/dev/null", SourcePolicy(roots=[Path("/dev")]), store)
+
+
+def test_open_confined_gives_the_handle_and_real_path(layout) -> None:
+    handle, real = open_confined(str(layout["root"] / "inner.png"), [layout["root"]])
+    with handle:
+        assert real == layout["root"] / "sub" / "ok.png"
+        assert handle.read() == png_bytes()
+
+
+# ------------------------------------------------------------------- check-then-open races
+
+
+@pytest.fixture
+def racy(layout, monkeypatch) -> dict[str, Path]:
+    """A real folder and a real file inside the root; a different secret image outside.
+    ``swap(kind)`` makes the next confined open swap one of them for a link out, right
+    between the path check and the open."""
+    root, outside = layout["root"], layout["outside"]
+    (root / "folder").mkdir()
+    (root / "folder" / "secret.png").write_bytes(png_bytes((40, 40), (1, 1, 1)))
+    (root / "file.png").write_bytes(png_bytes((40, 40), (1, 1, 1)))
+    (outside / "secret.png").write_bytes(png_bytes((48, 48), (9, 9, 9)))
+    checked = sources.confine_path
+
+    def check_then_swap(text, roots):
+        real = checked(text, roots)
+        if (root / "folder").is_dir() and not (root / "folder").is_symlink():
+            shutil.rmtree(root / "folder")
+            (root / "folder").symlink_to(outside)
+        (root / "file.png").unlink(missing_ok=True)
+        (root / "file.png").symlink_to(outside / "secret.png")
+        return real
+
+    monkeypatch.setattr(sources, "confine_path", check_then_swap)
+    return {"root": root, "outside": outside}
+
+
+def test_a_folder_swapped_for_a_link_between_check_and_open_is_refused(racy, store) -> None:
+    policy = SourcePolicy(roots=[racy["root"]])
+    with pytest.raises(InvalidImageError, match="changed while being opened") as info:
+        resolve_image(str(racy["root"] / "folder" / "secret.png"), policy, store)
+    assert str(racy["root"]) in str(info.value)
+    # The swap really happened: without confinement the same name now reads the secret.
+    name = str(racy["root"] / "folder" / "secret.png")
+    assert resolve_image(name, SourcePolicy(None), store).size == (48, 48)
+
+
+def test_a_file_swapped_for_a_link_between_check_and_open_is_refused(racy, store) -> None:
+    policy = SourcePolicy(roots=[racy["root"]])
+    with pytest.raises(InvalidImageError, match="symbolic link"):
+        resolve_image(str(racy["root"] / "file.png"), policy, store)
+
+
+def test_the_fallback_check_refuses_the_swap_too(racy, store, monkeypatch) -> None:
+    """Where the kernel cannot name an open descriptor, the name must still be its own real
+    path and the same file as the descriptor."""
+    monkeypatch.setattr(sources, "_descriptor_path", lambda fd: None)
+    policy = SourcePolicy(roots=[racy["root"]])
+    with pytest.raises(InvalidImageError, match="changed while being opened"):
+        resolve_image(str(racy["root"] / "folder" / "secret.png"), policy, store)
+
+
+def test_the_fallback_check_accepts_an_unchanged_file(layout, policy, store, monkeypatch):
+    monkeypatch.setattr(sources, "_descriptor_path", lambda fd: None)
+    assert resolve_image(str(layout["root"] / "sub" / "ok.png"), policy, store).size == (32, 24)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/fd is Linux's")
+def test_the_kernel_names_the_open_descriptor(layout) -> None:
+    with open(layout["root"] / "inner.png", "rb") as handle:
+        assert sources._descriptor_path(handle.fileno()) == layout["root"] / "sub" / "ok.png"
 
 
 def test_missing_files_and_non_images_inside_a_root(layout, policy, store) -> None:
@@ -171,6 +401,22 @@ def test_urls_are_off_by_default(policy, store) -> None:
         ("::ffff:127.0.0.1", False),
         ("224.0.0.1", False),
         ("not an ip", False),
+        # IPv6 forms that carry an IPv4 address are judged by that address
+        ("::ffff:93.184.216.34", True),
+        ("64:ff9b::93.184.216.34", True),  # NAT64 (RFC 6052)
+        ("64:ff9b::127.0.0.1", False),
+        ("64:ff9b::10.0.0.7", False),
+        ("64:ff9b::169.254.169.254", False),
+        ("64:ff9b:1::93.184.216.34", False),  # local-use NAT64 (RFC 8215)
+        ("64:ff9b:1:a00:7::", False),
+        ("2002:5db8:d822::1", True),  # 6to4 of 93.184.216.34
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:a00:7::1", False),  # 6to4 of 10.0.0.7
+        ("2002:a9fe:a9fe::1", False),  # 6to4 of 169.254.169.254
+        ("2001:0:5db8:d822:0:f5ff:a247:2def", True),  # Teredo: server and client public
+        ("2001:0:5db8:d822:0:f5ff:f5ff:fff8", False),  # Teredo client 10.0.0.7
+        ("2001:0:a00:7:0:f5ff:a247:2def", False),  # Teredo server 10.0.0.7
+        ("::10.0.0.7", False),  # IPv4-compatible (deprecated): reserved
     ],
 )
 def test_is_public_address(address: str, public: bool) -> None:
@@ -260,6 +506,9 @@ def test_connection_goes_to_the_checked_address_even_if_dns_changes(store) -> No
         "http://[::1]/x.png",
         "http://169.254.169.254/latest/meta-data",
         "http://internal.example/x.png",
+        "http://[64:ff9b::7f00:1]/x.png",
+        "http://[2002:a9fe:a9fe::1]/latest/meta-data",
+        "http://[::ffff:10.0.0.7]/x.png",
     ],
 )
 def test_non_public_urls_are_refused_before_any_request(store, url: str) -> None:
@@ -312,6 +561,115 @@ def test_bad_responses(response: httpx.Response, message: str) -> None:
         fetch_url("https://img.example/a.png", url_policy(1000), resolver=resolver, transport=mock)
 
 
+def test_non_public_address_among_several_is_refused() -> None:
+    def mixed(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "64:ff9b::a00:7"]
+
+    with pytest.raises(InvalidImageError, match=r"64:ff9b::a00:7.*private"):
+        check_public_addresses("https://img.example/a.png", mixed)
+    mock = transport({})
+    with pytest.raises(InvalidImageError, match="loopback, private"):
+        fetch_url("https://img.example/a.png", url_policy(), resolver=mixed, transport=mock)
+    assert mock.seen == []
+
+
+def test_the_next_address_is_tried_when_one_does_not_connect() -> None:
+    attempts: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        attempts.append(request.url.host)
+        if request.url.host != "93.184.216.36":
+            raise httpx.ConnectError("connection refused", request=request)
+        return png_response()
+
+    def three(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "93.184.216.36"]
+
+    data = fetch_url(
+        "https://img.example/a.png",
+        url_policy(),
+        resolver=three,
+        transport=httpx.MockTransport(handle),
+    )
+    assert data == png_bytes()
+    assert attempts == ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "93.184.216.36"]
+
+
+def test_no_address_connects() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    def two(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "93.184.216.35"]
+
+    with pytest.raises(InvalidImageError) as info:
+        fetch_url(
+            "https://img.example/a.png",
+            url_policy(),
+            resolver=two,
+            transport=httpx.MockTransport(handle),
+        )
+    message = str(info.value)
+    assert "no address of its host accepted a connection" in message
+    assert "93.184.216.34" in message and "93.184.216.35" in message
+    assert "download the image" in message
+
+
+def slow_body(chunks: int, pause_s: float) -> Iterator[bytes]:
+    """A PNG trickled out in ``chunks`` pieces, ``pause_s`` apart."""
+    data = png_bytes()
+    size = -(-len(data) // chunks)
+    for start in range(0, len(data), size):
+        time.sleep(pause_s)
+        yield data[start : start + size]
+
+
+def test_a_slow_body_hits_the_deadline() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = slow_body(40, 0.025)  # a second in all, each chunk quick
+        return httpx.Response(200, headers={"content-type": "image/png"}, content=body)
+
+    policy = SourcePolicy(roots=[], allow_urls=True, url_timeout_s=0.2)
+    started = time.perf_counter()
+    with pytest.raises(InvalidImageError, match=r"took longer than 0\.2 s.*pass its path"):
+        fetch_url(
+            "https://img.example/a.png",
+            policy,
+            resolver=resolver,
+            transport=httpx.MockTransport(handle),
+        )
+    assert time.perf_counter() - started < 0.6, "stopped while streaming, not at the end"
+
+
+def test_the_deadline_covers_all_redirects() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.08)
+        path = request.url.path
+        if path == "/3":
+            return png_response()
+        return httpx.Response(302, headers={"location": f"/{int(path[1:]) + 1}"})
+
+    mock = httpx.MockTransport(handle)
+    roomy = SourcePolicy(roots=[], allow_urls=True, url_timeout_s=5)
+    assert fetch_url("https://img.example/0", roomy, resolver=resolver, transport=mock)
+    tight = SourcePolicy(roots=[], allow_urls=True, url_timeout_s=0.2)
+    with pytest.raises(InvalidImageError, match=r"took longer than 0\.2 s"):
+        fetch_url("https://img.example/0", tight, resolver=resolver, transport=mock)
+
+
+def test_a_transport_timeout_reads_as_the_deadline() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    with pytest.raises(InvalidImageError, match="took longer than"):
+        fetch_url(
+            "https://img.example/a.png",
+            url_policy(),
+            resolver=resolver,
+            transport=httpx.MockTransport(handle),
+        )
+
+
 def test_unresolvable_host() -> None:
     with pytest.raises(InvalidImageError, match="does not resolve"):
         fetch_url("https://nowhere.example/a.png", url_policy(), resolver=resolver)
@@ -321,12 +679,12 @@ def test_policy_from_settings(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     settings = Settings(home=tmp_path / "home", max_image_pixels=1234)
     policy = policy_from_settings(settings)
-    assert policy.roots == [tmp_path, tmp_path / "home"]
+    assert policy.roots == [Path(os.path.realpath(tmp_path / "home" / "inbox"))]
     assert (policy.allow_urls, policy.max_pixels) == (False, 1234)
     monkeypatch.setenv("ARPO_ALLOWED_ROOTS", f"{tmp_path / 'a'}:{tmp_path / 'b'}")
     monkeypatch.setenv("ARPO_ALLOW_URLS", "true")
     policy = policy_from_settings(Settings(home=tmp_path / "home"))
-    assert policy.roots == [tmp_path / "a", tmp_path / "b"]
+    assert policy.roots == [Path(os.path.realpath(tmp_path / n)) for n in ("a", "b")]
     assert policy.allow_urls is True
     monkeypatch.setenv("ARPO_ALLOWED_ROOTS", '["~/pics"]')
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
     from arpo.demo.scenes import Scene
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif")
 DEMO_FIRST_INDEX = 10_000  # the held-out scene numbers benchmarks/demo_recovery.py used
 _DEMO_SPEC = re.compile(r"demo:(\d+)(?::([123]))?")
 
@@ -79,7 +78,7 @@ def demo_dataset(spec: str) -> Dataset:
 
 def folder_dataset(folder: Path, *, max_pixels: int = 40_000_000) -> Dataset:
     """Every image file directly in ``folder``, by name; unreadable ones go to ``problems``."""
-    from arpo.tools.images import load_image
+    from arpo.tools.images import IMAGE_SUFFIXES, load_image
 
     if not folder.is_dir():
         raise InvalidOptionError(

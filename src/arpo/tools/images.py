@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import functools
 import io
 import os
@@ -16,7 +17,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, BinaryIO, Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -29,9 +30,23 @@ DEFAULT_MAX_PIXELS = 40_000_000
 ImageSource = str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image
 OutputFormat = Literal["PNG", "JPEG", "WEBP"]
 
-# Formats we let Pillow try. Leaving out the rest keeps exotic decoders (EPS runs Ghostscript)
-# away from untrusted input.
-_ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+# The one format table: the formats we let Pillow try, and the file name suffixes that say a
+# file holds one. Leaving out the rest keeps exotic decoders (EPS runs Ghostscript) away from
+# untrusted input.
+_FORMAT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "PNG": (".png", ".apng"),
+    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "MPO": (".mpo",),
+    "WEBP": (".webp",),
+    "GIF": (".gif",),
+    "BMP": (".bmp",),
+    "TIFF": (".tif", ".tiff"),
+    "AVIF": (".avif", ".avifs"),
+}
+_ALLOWED_FORMATS = tuple(_FORMAT_SUFFIXES)
+IMAGE_SUFFIXES: tuple[str, ...] = tuple(s for group in _FORMAT_SUFFIXES.values() for s in group)
+"""Lower-case suffixes (with the dot) of the files arpo reads as images: "does this name look
+like an image" everywhere (bench folders, telling an image from a prompt)."""
 _FORMATS_HINT = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error)
 _BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
@@ -39,6 +54,13 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "La", "RGBa"})
 _PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "P", "RGB", "RGBA"})
 _MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _DATA_URL = re.compile(r"data:(image/[\w.+-]+)(?:;[^,;]*)*?;base64,(.*)", re.IGNORECASE | re.DOTALL)
+
+# os.open flags (absent ones are 0 on platforms that lack them).
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO opens at once instead of hanging
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_SYMLINK_ERRNOS = frozenset({errno.ELOOP, getattr(errno, "EMLINK", errno.ELOOP)})  # BSD: EMLINK
 
 # Image.MAX_IMAGE_PIXELS is process-global; the lock makes our temporary changes restore cleanly.
 _PIL_LOCK = threading.Lock()
@@ -50,7 +72,9 @@ _PIL_LOCK = threading.Lock()
 def load_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Return ``source`` as a fully loaded RGB image, or raise :class:`InvalidImageError`.
 
-    A ``str`` is a file path, unless it is a ``data:image/...;base64,`` URL.
+    A ``str`` is a file path, unless it is a ``data:image/...;base64,`` URL. Paths are not
+    confined here (this is the local user's own reading); a remote caller's text goes through
+    :func:`arpo.tools.sources.resolve_image`, which confines paths to the allowed roots.
     """
     if isinstance(source, Image.Image):
         label = f"given as a PIL image ({source.mode}, {source.width}x{source.height})"
@@ -134,14 +158,19 @@ def thumbnail(image: Image.Image, max_side: int) -> Image.Image:
 # --------------------------------------------------------------------------- reading
 
 
-def _load_path(path: Path, max_pixels: int) -> Image.Image:
-    label = repr(str(path))
-    if path.is_dir():
-        raise InvalidImageError(
-            f"cannot read image {label}: it is a directory. Pass the path of an image file."
-        )
+def open_image_file(path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> BinaryIO:
+    """Open ``path`` for reading as an image file, refusing anything but a regular file.
+
+    The file is opened non-blocking, so a FIFO or a device never hangs the caller, and then
+    checked with ``fstat`` on the open descriptor (not on the name, which could change). With
+    ``follow_symlinks=False`` a symbolic link as the last component is refused (``O_NOFOLLOW``).
+    """
+    label = repr(os.fspath(path))
+    flags = os.O_RDONLY | _O_BINARY | _O_NONBLOCK | _O_CLOEXEC
+    if not follow_symlinks:
+        flags |= _O_NOFOLLOW
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        fd = os.open(path, flags)
     except (FileNotFoundError, NotADirectoryError):
         raise InvalidImageError(
             f"cannot read image {label}: file not found. "
@@ -152,20 +181,67 @@ def _load_path(path: Path, max_pixels: int) -> Image.Image:
             f"cannot read image {label}: permission denied. "
             "Make the file readable by this user, or copy it somewhere readable."
         ) from None
+    except IsADirectoryError:
+        raise _directory(label) from None
     except OSError as exc:
+        if not follow_symlinks and exc.errno in _SYMLINK_ERRNOS:
+            raise InvalidImageError(
+                f"cannot read image {label}: it is a symbolic link, and links are not followed "
+                "here. Pass the path of the image file itself."
+            ) from None
         raise InvalidImageError(
             f"cannot read image {label}: {exc.strerror or exc}. "
             "Pass the path of a readable PNG, JPEG or WebP file."
         ) from None
-    with handle:
-        if _is_empty_file(handle):
-            raise _empty(label)
-        return _decode(handle, label, max_pixels)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise _directory(label)
+        if not stat.S_ISREG(mode):
+            raise InvalidImageError(
+                f"cannot read image {label}: it is not a regular file (a {_file_kind(mode)}). "
+                "Pass the path of an image file."
+            )
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def load_image_file(
+    handle: IO[bytes], label: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Image.Image:
+    """Decode an already open binary file (read from its current position) into RGB.
+
+    ``label`` names the image in error messages (e.g. ``repr(path)``). The caller keeps
+    ownership of ``handle``: it is fully read before this returns, and is not closed.
+    """
+    if _is_empty_file(handle):
+        raise _empty(label)
+    return _decode(handle, label, max_pixels)
+
+
+def _load_path(path: Path, max_pixels: int) -> Image.Image:
+    with open_image_file(path) as handle:
+        return load_image_file(handle, repr(str(path)), max_pixels=max_pixels)
 
 
 def _is_empty_file(handle: IO[bytes]) -> bool:
-    info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(handle.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return False  # not backed by a descriptor (BytesIO): the decoder reports emptiness
     return stat.S_ISREG(info.st_mode) and info.st_size == 0
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
 
 
 def _load_bytes(data: bytes, label: str, max_pixels: int) -> Image.Image:
@@ -341,6 +417,12 @@ def _not_base64(label: str, detail: str) -> InvalidImageError:
     return InvalidImageError(
         f"image {label} is not valid base64 ({detail}). Pass the base64 of a PNG, JPEG or "
         "WebP file, or a 'data:image/<type>;base64,<data>' URL."
+    )
+
+
+def _directory(label: str) -> InvalidImageError:
+    return InvalidImageError(
+        f"cannot read image {label}: it is a directory. Pass the path of an image file."
     )
 
 
