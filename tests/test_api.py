@@ -210,7 +210,7 @@ def test_out_dir_holding_a_run_is_refused(tiny_toolbox, reference_png, tmp_path)
     out = tmp_path / "used"
     out.mkdir()
     (out / "result.json").write_text("{}")
-    with pytest.raises(InvalidOptionError, match="already holds a run"):
+    with pytest.raises(InvalidOptionError, match="already holds files"):
         api.reverse_prompt(reference_png, out_dir=out, toolbox=tiny_toolbox, strategy="offline")
     assert not tiny_toolbox.settings.runs_dir.exists()
 

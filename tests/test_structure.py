@@ -132,18 +132,18 @@ def test_scan_sees_every_kind_of_import(tmp_path):
         "def build():\n"
         "    from arpo.demo.render import DemoRenderer\n"  # inside a function
         "    import arpo.bench.methods\n"
-        "    from arpo import cli, runs\n"  # modules named as from-imports
+        "    from arpo import cli, api\n"  # modules named as from-imports
         "    from . import demo\n"  # arpo.tools.presets.demo: inside tools, allowed
     )
     (root / "graph.py").write_text("from .server import app\n")
     found = violations(root)
     assert sorted(found) == [
         ("arpo.graph", "arpo.server"),
+        ("arpo.tools.presets", "arpo.api"),
         ("arpo.tools.presets", "arpo.bench.methods"),
         ("arpo.tools.presets", "arpo.cli"),
         ("arpo.tools.presets", "arpo.demo.render"),
         ("arpo.tools.presets", "arpo.graph"),
-        ("arpo.tools.presets", "arpo.runs"),
     ]
     assert found[("arpo.tools.presets", "arpo.demo.render")] == (
         "arpo/tools/presets/__init__.py:6: arpo.tools.presets imports arpo.demo.render "
@@ -153,12 +153,15 @@ def test_scan_sees_every_kind_of_import(tmp_path):
 
 
 def test_rules():
-    assert broken_rule("arpo.remix.edit", "arpo.runs") == "arpo.remix must not import arpo.runs"
-    assert broken_rule("arpo.api", "arpo.cli") == "only arpo.cli may import arpo.cli"
+    assert broken_rule("arpo.remix.edit", "arpo.api") == "arpo.remix must not import arpo.api"
+    assert broken_rule("arpo.bench.runner", "arpo.cli") == "only arpo.cli may import arpo.cli"
+    assert broken_rule("arpo.api.runs", "arpo.server") is not None
     assert (
-        broken_rule("arpo.api", "arpo.server")
+        broken_rule("arpo.bench.runner", "arpo.server")
         == "only arpo.server, arpo.cli may import arpo.server"
     )
+    assert broken_rule("arpo.report.run", "arpo.graph") == "arpo.report must not import arpo.graph"
+    assert broken_rule("arpo.demo.run", "arpo.api") is None
     assert broken_rule("arpo.cli", "arpo.server") is None
     assert broken_rule("arpo.graph.nodes", "arpo.tools.toolbox") is None
     assert broken_rule("arpo.demo.preset", "arpo.tools.registry") is None

@@ -45,9 +45,12 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("error", [RuntimeError("GPU fell off the bus"), Crash("power cut")])
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(RuntimeError("GPU fell off the bus"), "failed"), (Crash("power cut"), "interrupted")],
+)
 def test_resume_after_a_crash_continues_without_redoing_finished_iterations(
-    tmp_path: Path, error: BaseException
+    tmp_path: Path, error: BaseException, status: str
 ) -> None:
     home = tmp_path / "home"
     crashing = synthetic_toolbox(home, painter=CrashingPainter(crash_on=4, error=error))
@@ -57,8 +60,9 @@ def test_resume_after_a_crash_continues_without_redoing_finished_iterations(
         api.reverse_prompt(reference_image(), toolbox=crashing, on_progress=events, **OPTIONS)
 
     record = run_record(crashing, events.run_id)
-    assert record["status"] == "interrupted"
+    assert record["status"] == status
     assert str(error) in record["error"]
+    assert record["lease"] is None
     finished = checkpoint_snapshots(crashing, events.run_id)[0]["history"]
     assert 1 <= len(finished) < 6, "the crash hit mid-run"
     artifacts = stored_images(crashing)

@@ -68,6 +68,6 @@ def test_demo_fuse_draws_first_scene_in_second_scenes_style(tmp_path) -> None:
     # the render is the demo renderer's drawing of the fused prompt, with that seed
     drawn = np.asarray(render_prompt(remix.prompt, 3))
     assert np.array_equal(np.asarray(Image.open(remix.render).convert("RGB")), drawn)
-    assert [s["role"] for s in remix.sources] == ["content", "style"]
+    assert [s.role for s in remix.sources] == ["content", "style"]
     report = remix.report.read_text()
     assert "content.png" in report and "style.png" in report and "fuse.png" in report

@@ -72,13 +72,14 @@ def edit(
     from arpo import api
 
     changes = _changes(set_ or [])
+    toolbox = run_toolbox(preset)
     with errors(), err.status("editing..."):
         remix = api.edit_prompt(
             source,
             changes,
             instruction,
             seed=seed,
-            toolbox=run_toolbox(preset),
+            toolbox=toolbox,
             use_llm=not no_llm,
         )
     _print_remix(remix, as_json)
@@ -103,12 +104,13 @@ def fuse(
     """The content of CONTENT_FROM in the medium, style, lighting and palette of STYLE_FROM."""
     from arpo import api
 
+    toolbox = run_toolbox(preset)
     with errors(), err.status("fusing (images are reverse-prompted first)..."):
         remix = api.fuse(
             content_from,
             style_from,
             seed=seed,
-            toolbox=run_toolbox(preset),
+            toolbox=toolbox,
             use_llm=not no_llm,
             reverse_options={"iterations": iterations},
         )
@@ -130,6 +132,7 @@ def vary(
     """Render a prompt (or a run's best prompt) with COUNT seeds in one batch."""
     from arpo import api
 
+    toolbox = run_toolbox(preset)
     with errors(), err.status("rendering variations..."):
         result = api.vary(
             source,
@@ -137,7 +140,7 @@ def vary(
             seed=seed,
             out_dir=out_dir,
             overwrite=overwrite,
-            toolbox=run_toolbox(preset),
+            toolbox=toolbox,
         )
     if as_json:
         images = [

@@ -79,12 +79,13 @@ def invert(
 
     if (image is None) == (resume_id is None):
         raise typer.BadParameter("give an IMAGE to invert, or --resume RUN_ID (not both).")
+    toolbox = run_toolbox(preset) if resume_id else toolbox_for(preset)
     progress = RunProgress()
     with errors(progress.resume_hint), progress:
         if resume_id:
             result = api.resume(
                 resume_id,
-                toolbox=run_toolbox(preset),
+                toolbox=toolbox,
                 settings=settings_for(),
                 on_progress=progress.update,
             )
@@ -93,7 +94,7 @@ def invert(
                 image,
                 prompt=prompt,
                 out_dir=out_dir,
-                toolbox=toolbox_for(preset),
+                toolbox=toolbox,
                 on_progress=progress.update,
                 strategy=strategy,
                 iterations=iterations,
@@ -144,6 +145,7 @@ def demo(
     draws a scene, and the loop reverse-prompts it from the image alone."""
     from arpo.demo.run import run_demo
 
+    toolbox = toolbox_for("demo")
     progress = RunProgress()
     with errors(progress.resume_hint), progress:
         outcome = run_demo(
@@ -151,7 +153,7 @@ def demo(
             prompt=prompt,
             objects=objects,
             out_dir=out_dir,
-            toolbox=toolbox_for("demo"),
+            toolbox=toolbox,
             on_progress=progress.update,
             iterations=iterations,
             candidates=candidates,

@@ -44,8 +44,9 @@ def build_server(
 
     The image roots are checked here (a root of ``/`` or the home directory reached by
     default is refused) and logged, and the inbox folder is created."""
-    state = ServerState(toolbox or api.get_toolbox(settings))
-    _prepare_roots(state.settings)
+    toolbox = toolbox or api.get_toolbox(settings)
+    _prepare_roots(toolbox.settings)
+    state = ServerState(toolbox)
     server = MCPServer(
         "arpo",
         title="arpo: find the prompt inside an image",
@@ -64,7 +65,7 @@ def build_server(
 
 
 def _prepare_roots(settings: Settings) -> None:
-    from arpo.tools.sources import describe_roots
+    from arpo.config import describe_roots
 
     if settings.allowed_roots is None:
         settings.inbox_dir.mkdir(parents=True, exist_ok=True)

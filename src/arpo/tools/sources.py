@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from arpo.errors import InvalidImageError
+from arpo.tools.store import ARTIFACT_ID
 
 if TYPE_CHECKING:
     import httpx
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
 _BASE64ISH = re.compile(r"[A-Za-z0-9+/_\-=\s]+")
 _BASE64_LINES = re.compile(r"[A-Za-z0-9+/_\-=\r\n]+")  # base64 as pasted: lines, never spaces
 _SCHEME_URL = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)
