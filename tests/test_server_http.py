@@ -138,3 +138,52 @@ def test_cli_refuses_public_bind_without_token(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "ARPO_AUTH_TOKEN" in done.stderr
+
+
+# --------------------------------------------------------------------------- every ASGI scope
+
+
+class Recorder:
+    """A stand-in ASGI app that records which scopes reached it."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.seen.append(scope["type"])
+
+
+def drive(app: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    incoming = [{"type": "websocket.connect"}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    anyio.run(app, scope, receive, send)
+    return sent
+
+
+def test_bearer_check_covers_websockets_and_unknown_scopes() -> None:
+    from arpo.server import BearerAuth
+
+    inner = Recorder()
+    app = BearerAuth(inner, TOKEN)
+    good = [(b"authorization", f"Bearer {TOKEN}".encode())]
+
+    closed = drive(app, {"type": "websocket", "headers": []})
+    assert closed == [{"type": "websocket.close", "code": 1008, "reason": "unauthorized"}]
+    refused = drive(app, {"type": "http", "headers": [(b"authorization", b"Bearer nope")]})
+    assert refused[0]["status"] == 401
+    assert inner.seen == [], "nothing unauthorized reached the app"
+
+    drive(app, {"type": "websocket", "headers": good})
+    drive(app, {"type": "http", "headers": good})
+    drive(app, {"type": "lifespan"})
+    assert inner.seen == ["websocket", "http", "lifespan"]
+    with pytest.raises(RuntimeError, match="no bearer check"):
+        drive(app, {"type": "webtransport", "headers": good})
+    assert inner.seen == ["websocket", "http", "lifespan"]

@@ -141,6 +141,10 @@ class Settings(BaseSettings):
         return self.home / "artifacts"
 
     @property
+    def remixes_dir(self) -> Path:
+        return self.home / "remixes"
+
+    @property
     def checkpoint_db(self) -> Path:
         return self.home / "checkpoints.sqlite"
 

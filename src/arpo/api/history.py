@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from arpo.api.results import Collected, Deleted, RunBrief, RunDetails, RunList, RunStep
 from arpo.config import Settings
-from arpo.errors import ArpoError, RunBusyError
+from arpo.errors import ArpoError
+from arpo.objective import objective_of
 
 if TYPE_CHECKING:
     from arpo.api.records import RunRecord
@@ -83,7 +84,7 @@ def collect_garbage(
     """Remove stored images that no run, checkpoint or remix refers to, and render-cache
     entries whose image is gone. Images younger than ``grace_s`` are kept (an assistant may
     hold the id ``generate_image`` returned); nothing is removed while a run is running."""
-    from arpo.api.records import RunRecords, describe_lease, lease_is_live
+    from arpo.api.records import RunRecords, refuse_if_running
     from arpo.tools.store import ArtifactStore
 
     settings = settings or Settings()
@@ -93,11 +94,7 @@ def collect_garbage(
             record = records.load(run_id)
         except ArpoError:
             continue
-        if lease_is_live(record.lease):
-            raise RunBusyError(
-                f"run '{run_id}' is running ({describe_lease(record.lease or {})}); collect "
-                "garbage once it has finished."
-            )
+        refuse_if_running(record, "collect garbage once it has finished")
     referenced = _referenced(settings, records)
     store = ArtifactStore(settings.store_dir)
     now, removed, size, kept = time.time(), set(), 0, 0
@@ -136,7 +133,7 @@ def _referenced(settings: Settings, records: Any) -> set[str]:
             files.append(records.load(run_id).run_dir / "result.json")
         except ArpoError:
             continue
-    remixes = settings.home / "remixes"
+    remixes = settings.remixes_dir
     if remixes.is_dir():
         files.extend(remixes.glob("*/remix.json"))
     found: set[str] = set()
@@ -164,6 +161,7 @@ def _brief(record: RunRecord, values: dict[str, Any]) -> RunBrief:
         best_prompt=best.get("prompt"),
         best_text_score=best.get("text_score"),
         best_image_score=best.get("image_score"),
+        objective=objective_of(record.options),
         iterations=values.get("iteration", 0),
         resumable=is_resumable(status, values),
     )

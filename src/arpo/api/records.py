@@ -107,6 +107,15 @@ def describe_lease(lease: dict[str, Any]) -> str:
     return f"pid {lease.get('pid')} on {lease.get('host')} (heartbeat {age:.0f} s ago)"
 
 
+def refuse_if_running(record: RunRecord, what_to_do: str) -> None:
+    """Raise :class:`RunBusyError` when a live process holds ``record``'s lease."""
+    if lease_is_live(record.lease):
+        raise RunBusyError(
+            f"run '{record.run_id}' is being run by {describe_lease(record.lease or {})}; "
+            f"{what_to_do}."
+        )
+
+
 def effective_status(record: RunRecord) -> str:
     """The record's status, except that a run marked running whose process is gone is
     ``interrupted``: killed processes cannot mark their runs."""
@@ -194,12 +203,9 @@ class RunRecords:
         lease = Lease(self, run_id)
         with self.locked(run_id):
             record = self.load(run_id)
-            if lease_is_live(record.lease):
-                raise RunBusyError(
-                    f"run '{run_id}' is being run by {describe_lease(record.lease or {})}; "
-                    "wait for it to finish (arpo runs show shows its progress), or stop that "
-                    "process first."
-                )
+            refuse_if_running(
+                record, "wait for it to finish (arpo runs show shows its progress), or stop it"
+            )
             if record.lease:
                 log.info("taking over the stale lease of run %s (%s)", run_id, record.lease)
             record.status, record.error, record.lease = "running", None, lease.fields()
@@ -212,11 +218,7 @@ class RunRecords:
         refuses a run that a live process holds."""
         with self.locked(run_id):
             record = self.load(run_id)
-            if lease_is_live(record.lease):
-                raise RunBusyError(
-                    f"run '{run_id}' is being run by {describe_lease(record.lease or {})}; "
-                    "stop it before deleting it."
-                )
+            refuse_if_running(record, "stop it before deleting it")
             record_dir = self.record_path(run_id).parent
             if record.run_dir.resolve() != record_dir.resolve():
                 _remove_export(record.run_dir)

@@ -357,7 +357,7 @@ def _finish_remix(
         notes=notes,
         options=run_options.to_dict(),
     )
-    remix_dir = save_remix(record, toolbox.settings.home / "remixes", toolbox.store)
+    remix_dir = save_remix(record, toolbox.settings.remixes_dir, toolbox.store)
     return Remix(
         kind=kind,
         remix_id=record.remix_id,

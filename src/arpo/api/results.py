@@ -81,6 +81,7 @@ class RunBrief(BaseModel):
     best_prompt: str | None
     best_text_score: float | None
     best_image_score: float | None = None
+    objective: Objective = Field("text", description="The score the search maximised.")
     iterations: int
     resumable: bool = Field(description="True when resume_run (arpo invert --resume) can go on.")
 

@@ -87,7 +87,7 @@ def errors(resume_hint: Callable[[], str | None] = lambda: None) -> Iterator[Non
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         hint = resume_hint()
-        err.print("interrupted." + (f" {hint}" if hint else ""), highlight=False)
+        err.print("interrupted." + (f" {hint}" if hint else ""), highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except Exception as error:
         if _state["verbose"]:

@@ -203,7 +203,9 @@ def runs_list(limit: LimitOption = 20, as_json: JsonOption = False) -> None:
         return
     for run in listing.runs:
         status = run.status + (" (resumable)" if run.resumable else "")
-        say(f"{run.run_id}  {status:<24} {fmt(run.best_text_score)}  {run.best_prompt or ''}")
+        best = run.best_text_score if run.objective == "text" else run.best_image_score
+        score = f"{run.objective} {fmt(best)}"
+        say(f"{run.run_id}  {status:<24} {score:<12}  {run.best_prompt or ''}")
 
 
 @runs_app.command("show")
