@@ -23,11 +23,8 @@ from arpo.tools import sources
 from arpo.tools.previews import encode_preview, side_by_side
 from arpo.tools.sources import (
     SourcePolicy,
-    check_public_addresses,
     classify,
     confine_path,
-    fetch_url,
-    is_public_address,
     local_policy,
     names_image,
     open_confined,
@@ -35,6 +32,7 @@ from arpo.tools.sources import (
     resolve_image,
 )
 from arpo.tools.store import ArtifactStore
+from arpo.tools.urls import check_public_addresses, fetch_url, is_public_address
 
 
 def png_bytes(
