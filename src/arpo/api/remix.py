@@ -189,32 +189,23 @@ def vary(
     ``overwrite``)."""
     import random
 
-    from arpo.api.rendering import generate
+    from arpo.api.rendering import check_targets, copy_out, generate, seed_files
 
     if not 1 <= count <= 64:
         raise InvalidOptionError(f"count={count}: render 1 to 64 variations at a time.")
     toolbox = _toolbox_for([source], toolbox)
     origin = _remix_source(source, "original", toolbox, use_llm=False)
     first = random.SystemRandom().randrange(2**31 - count) if seed is None else seed
+    seeds = [first + k for k in range(count)]
+    targets = seed_files(out_dir, seeds) if out_dir is not None else None
+    if targets is not None:
+        check_targets(targets, overwrite)
     options = {**(origin.render_options or {}), **_given(render_options)}
     stored = generate(origin.prompt, seed=first, count=count, toolbox=toolbox, **options)
-    copies = (
-        generate(
-            origin.prompt,
-            seed=first,
-            count=count,
-            toolbox=toolbox,
-            out_dir=out_dir,
-            overwrite=overwrite,
-            **options,
-        )
-        if out_dir is not None
-        else stored
-    )
     return Variations(
         prompt=origin.prompt,
-        seeds=[first + k for k in range(count)],
-        renders=copies,
+        seeds=seeds,
+        renders=copy_out(stored, targets, overwrite) if targets is not None else stored,
         render_ids=[path.stem for path in stored],
     )
 

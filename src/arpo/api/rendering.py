@@ -41,13 +41,18 @@ def generate(
         toolbox.option_defaults, seed=seed, images_per_prompt=count, **render_options
     )
     if out_dir is not None:
-        targets = [Path(out_dir).expanduser() / f"seed-{s}.png" for s in options.seeds]
+        targets = seed_files(out_dir, options.seeds)
         check_targets(targets, overwrite)
     hashes = toolbox.renderer.render([prompt] * count, options.seeds, options.render_params)
     paths = [toolbox.store.path(digest) for digest in hashes]
     if out_dir is None:
         return paths
     return copy_out(paths, targets, overwrite)
+
+
+def seed_files(out_dir: str | os.PathLike[str], seeds: Sequence[int]) -> list[Path]:
+    """Where renders are copied: ``out_dir/seed-N.png``."""
+    return [Path(out_dir).expanduser() / f"seed-{seed}.png" for seed in seeds]
 
 
 def check_targets(targets: Sequence[Path], overwrite: bool) -> None:
