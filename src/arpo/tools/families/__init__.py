@@ -1,0 +1,177 @@
+"""Model families as data: what each text-to-image family needs to render right.
+
+One JSON file per family beside this module (the way open_clip keeps architectures): native
+size and size multiple, default steps and guidance, the dtype per device, how it takes a
+negative prompt, its text encoders' token limits, the prompt style the LLM and remix should
+write, and whether its pipeline ships a safety checker. :func:`detect_family` picks one from a
+diffusers model's ``model_index.json`` (the pipeline class) and, where one class serves several
+families, from hints in the JSON (``detect``: words in the model's name, values in a component's
+config). Nothing here imports torch or diffusers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields, replace
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+from arpo.errors import InvalidOptionError
+
+NegativePrompt = Literal["native", "true_cfg", "none"]
+PromptStyle = Literal["tags", "sentences"]
+
+# the profile for a pipeline class no family names: SD 1.x-like defaults, said so in the run
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class TextEncoder:
+    kind: str  # clip, t5, gemma, demo ...
+    max_tokens: int  # what the pipeline feeds it; the rest of a prompt is cut or unseen
+
+
+@dataclass(frozen=True)
+class FamilyProfile:
+    name: str
+    title: str
+    pipelines: tuple[str, ...]
+    native_size: int  # side of the square whose area the family is trained at
+    size_multiple: int
+    steps: int
+    guidance: float
+    dtype: dict[str, str]  # device -> float16 | bfloat16 | float32
+    negative_prompt: NegativePrompt  # native; true_cfg (Flux: needs true_cfg_scale > 1); none
+    text_encoders: tuple[TextEncoder, ...]
+    prompt_style: PromptStyle
+    safety_checker: bool  # whether the pipeline ships one (arpo loads it without)
+    detect: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def token_limit(self) -> int:
+        """The fewest tokens any of its text encoders reads: a prompt within it is read whole."""
+        return min(encoder.max_tokens for encoder in self.text_encoders)
+
+    def dtype_for(self, device: str) -> str:
+        return self.dtype.get(device, "float32")
+
+    def with_overrides(self, overrides: dict[str, Any]) -> FamilyProfile:
+        """This profile with some values replaced (``ARPO_FAMILY_OVERRIDES``); unknown names
+        are an error naming the known ones."""
+        known = {f.name for f in fields(self)} - {"name", "pipelines", "detect"}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise InvalidOptionError(
+                f"unknown family value(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
+            )
+        values = dict(overrides)
+        if "text_encoders" in values:
+            values["text_encoders"] = _encoders(values["text_encoders"])
+        return replace(self, **values)
+
+    def describe(self) -> dict[str, Any]:
+        """The values a run records and a report shows."""
+        return {
+            "family": self.name,
+            "title": self.title,
+            "native_size": self.native_size,
+            "size_multiple": self.size_multiple,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "negative_prompt": self.negative_prompt,
+            "token_limits": [e.max_tokens for e in self.text_encoders],
+            "prompt_style": self.prompt_style,
+        }
+
+
+def _encoders(items: Any) -> tuple[TextEncoder, ...]:
+    return tuple(
+        TextEncoder(kind=item["kind"], max_tokens=int(item["max_tokens"])) for item in items
+    )
+
+
+def _profile(data: dict[str, Any]) -> FamilyProfile:
+    return FamilyProfile(
+        name=data["name"],
+        title=data["title"],
+        pipelines=tuple(data["pipelines"]),
+        native_size=int(data["native_size"]),
+        size_multiple=int(data["size_multiple"]),
+        steps=int(data["steps"]),
+        guidance=float(data["guidance"]),
+        dtype=dict(data["dtype"]),
+        negative_prompt=data["negative_prompt"],
+        text_encoders=_encoders(data["text_encoders"]),
+        prompt_style=data["prompt_style"],
+        safety_checker=bool(data["safety_checker"]),
+        detect=dict(data.get("detect") or {}),
+    )
+
+
+@cache
+def profiles() -> dict[str, FamilyProfile]:
+    """Every packaged family by name, plus :data:`UNKNOWN`."""
+    found = {}
+    for entry in files(__name__).iterdir():
+        if entry.name.endswith(".json"):
+            profile = _profile(json.loads(entry.read_text()))
+            found[profile.name] = profile
+    sd1 = found["sd1"]
+    found[UNKNOWN] = replace(
+        sd1, name=UNKNOWN, title="a pipeline no family profile names", pipelines=(), detect={}
+    )
+    return found
+
+
+def profile_named(name: str) -> FamilyProfile:
+    known = profiles()
+    if name not in known:
+        raise InvalidOptionError(
+            f"unknown model family '{name}' (ARPO_FAMILY); known: {', '.join(sorted(known))}."
+        )
+    return known[name]
+
+
+def detect_family(
+    model_index: dict[str, Any], ref: str = "", configs: dict[str, dict[str, Any]] | None = None
+) -> FamilyProfile:
+    """The family of a diffusers model from its ``model_index.json`` (``_class_name``), its name
+    ``ref`` and its components' configs (``{"transformer": {...}}``, read on demand by the
+    caller). Among the families of one pipeline class, the one whose ``detect`` hints all hold
+    and are the most specific wins; a class no family names gets :data:`UNKNOWN`."""
+    pipeline = str(model_index.get("_class_name", ""))
+    candidates = [p for p in profiles().values() if pipeline in p.pipelines]
+    matching = [p for p in candidates if _hints_hold(p.detect, ref, configs or {})]
+    if not matching:
+        return profiles()[UNKNOWN]
+    return max(matching, key=lambda p: _specificity(p.detect))
+
+
+def _hints_hold(detect: dict[str, Any], ref: str, configs: dict[str, dict[str, Any]]) -> bool:
+    words = detect.get("name_contains") or []
+    if words and not any(word in ref.lower() for word in words):
+        return False
+    for component, wanted in (detect.get("config") or {}).items():
+        config = configs.get(component) or {}
+        if any(config.get(key) != value for key, value in wanted.items()):
+            return False
+    return True
+
+
+def _specificity(detect: dict[str, Any]) -> int:
+    """A name hint beats config hints (a "turbo" SDXL is still an SDXL by its configs)."""
+    names = 10 if detect.get("name_contains") else 0
+    return names + sum(len(wanted) for wanted in (detect.get("config") or {}).values())
+
+
+def read_model_index(model_dir: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """``model_index.json`` of a local diffusers folder and its components' ``config.json``."""
+    index = json.loads((model_dir / "model_index.json").read_text())
+    configs: dict[str, dict[str, Any]] = {}
+    for component in index:
+        config = model_dir / component / "config.json"
+        if not component.startswith("_") and config.is_file():
+            configs[component] = json.loads(config.read_text())
+    return index, configs
