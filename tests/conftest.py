@@ -35,6 +35,20 @@ def presets_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+FAMILY_PRESETS = ("tiny-sdxl", "tiny-sd3", "tiny-flux")
+
+
+@pytest.fixture(scope="session")
+def family_presets_home(presets_home: Path) -> Path:
+    """``presets_home`` with the tiny SDXL, SD3 and Flux presets built too (once a session),
+    so a test that links ``presets_home / "presets"`` into its own data directory sees them."""
+    from arpo.tools.presets import prepare_preset
+
+    for name in FAMILY_PRESETS:
+        prepare_preset(name, presets_home / "presets")
+    return presets_home
+
+
 @pytest.fixture
 def tiny_settings(presets_home: Path, tmp_path: Path) -> Settings:
     """Settings for the tiny preset with a fresh data directory per test (presets shared)."""

@@ -16,7 +16,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from arpo.errors import InvalidOptionError
 
-Preset = Literal["none", "tiny", "demo"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 
@@ -30,10 +29,12 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(user_data_dir("arpo", appauthor=False)),
         description="Data directory: runs, the artifact store, checkpoints, built presets.",
     )
-    preset: Preset = Field(
+    preset: str = Field(
         "none",
         description="'demo': the offline demo world (procedural renderer, small trained CLIP); "
-        "'tiny': tiny random-weight models (a smoke test: its images are noise).",
+        "'tiny': tiny random-weight models (a smoke test: its images are noise); 'tiny-sdxl', "
+        "'tiny-sd3', 'tiny-flux': the same for those model families; 'none': the configured "
+        "models. Any preset JSON in arpo/tools/presets is a valid name.",
     )
 
     t2i_model: str = Field(
@@ -90,6 +91,16 @@ class Settings(BaseSettings):
         description="Bearer token the MCP server's HTTP transport requires; needed to bind an "
         "address other than 127.0.0.1.",
     )
+
+    @field_validator("preset", mode="after")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        """'none' or the name of a packaged preset (a JSON file in arpo/tools/presets)."""
+        from arpo.tools.presets import PRESETS  # light: no torch, no diffusers
+
+        if value != "none" and value not in PRESETS:
+            raise ValueError(f"unknown preset '{value}'; choose one of none, {', '.join(PRESETS)}")
+        return value
 
     @field_validator("allowed_roots", mode="before")
     @classmethod

@@ -11,7 +11,9 @@ outside ``arpo.tools`` (the demo world's, ``arpo.demo.preset``).
 seeds, saves them once under ``ARPO_HOME/presets/tiny`` and returns their *directories*, which
 are then loaded through the same ``from_pretrained`` / open_clip ``local-dir:`` paths as real
 checkpoints. Its images are noise: it exists so every code path runs in seconds on a CPU
-without downloads.
+without downloads. ``tiny-sdxl``, ``tiny-sd3`` and ``tiny-flux`` do the same for those model
+families (:mod:`arpo.tools.presets.tiny_families`, their JSONs' provider) and share ``tiny``'s
+CLIP scorer.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib.resources import files
@@ -112,17 +115,37 @@ def prepare_preset(name: str, presets_dir: Path) -> PresetModels:
 
 def build_tiny(spec: dict[str, Any], root: Path) -> PresetModels:
     """The ``tiny`` builder: random-weight models from the spec's seeds, saved under ``root``."""
-    t2i_dir, clip_dir = root / "t2i", root / "clip"
+    return tiny_preset_models(spec, root, _build_tiny_t2i)
+
+
+def tiny_preset_models(
+    spec: dict[str, Any], root: Path, build_t2i: Callable[[dict[str, Any], int, Path], None]
+) -> PresetModels:
+    """Build a tiny preset's models where they are missing, and say where they are.
+
+    ``build_t2i(spec["t2i"], spec["seed"], folder)`` saves the diffusers pipeline to
+    ``root/t2i``. The scorer is ``spec["clip"]``: an open_clip spec, built to ``root/clip``, or
+    the name of another preset whose scorer this one shares (``"clip": "tiny"``), built (from
+    that preset's spec and seed, so it is the same model whoever builds it first) to that
+    preset's own folder beside ``root``.
+    """
+    t2i_dir = root / "t2i"
     if not (t2i_dir / "model_index.json").is_file():
-        _build_atomically(t2i_dir, lambda tmp: _build_tiny_t2i(spec["t2i"], spec["seed"], tmp))
+        _build_atomically(t2i_dir, lambda tmp: build_t2i(spec["t2i"], spec["seed"], tmp))
+    clip_root, clip_spec = root, spec
+    if isinstance(spec["clip"], str):
+        clip_root, clip_spec = root.parent / spec["clip"], preset_spec(spec["clip"])
+    clip_dir = clip_root / "clip"
     if not (clip_dir / "open_clip_config.json").is_file():
-        _build_atomically(clip_dir, lambda tmp: _build_tiny_clip(spec["clip"], spec["seed"], tmp))
+        _build_atomically(
+            clip_dir, lambda tmp: _build_tiny_clip(clip_spec["clip"], clip_spec["seed"], tmp)
+        )
     return PresetModels(
         t2i_model=str(t2i_dir),
         clip_model=f"local-dir:{clip_dir}",
         clip_pretrained=None,
         t2i_name=f"{root.name}/t2i",
-        clip_name=f"{root.name}/clip",
+        clip_name=f"{clip_root.name}/clip",
     )
 
 
