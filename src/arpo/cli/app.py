@@ -30,7 +30,8 @@ PresetOption = Annotated[
     typer.Option(
         "--preset",
         help="'demo': the offline demo world (procedural renderer, small trained CLIP); "
-        "'tiny': tiny random-weight models, a smoke test whose images are noise "
+        "'tiny' (SD 1.5), 'tiny-sdxl', 'tiny-sd3', 'tiny-flux': tiny random-weight models, "
+        "smoke tests whose images are noise "
         "(default: ARPO_PRESET, else the configured models; a run's own models when "
         "continuing or remixing a run).",
     ),
@@ -53,12 +54,26 @@ def _root(
     )
 
 
-def settings_for(preset: str | None = None) -> Settings:
-    overrides: dict[str, Any] = {"preset": preset} if preset else {}
+def settings_for(preset: str | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, with ``--preset`` and other options on top; a bad value
+    is a usage error (exit 2) that says which setting and why."""
+    if preset:
+        overrides["preset"] = preset
     try:
         return Settings(**overrides)
     except ValueError as error:  # pydantic ValidationError
-        raise typer.BadParameter(str(error).splitlines()[-1]) from None
+        raise typer.BadParameter(_validation_message(error)) from None
+
+
+def _validation_message(error: ValueError) -> str:
+    details = getattr(error, "errors", None)
+    if not callable(details):
+        return str(error)
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item.get('loc', ())) or 'setting'}: "
+        f"{str(item.get('msg', '')).removeprefix('Value error, ')}"
+        for item in details()
+    )
 
 
 def toolbox_for(preset: str | None) -> Any:

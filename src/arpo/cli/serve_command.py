@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from arpo.cli.app import PresetOption, app, errors
-from arpo.config import Settings
+from arpo.cli.app import PresetOption, app, errors, settings_for
 
 
 @app.command()
@@ -43,16 +42,9 @@ def serve(
 
     if transport not in ("stdio", "http"):
         raise typer.BadParameter(f"--transport {transport!r}: use stdio or http.")
-    overrides: dict[str, Any] = {}
-    if preset:
-        overrides["preset"] = preset
-    if root:
-        overrides["allowed_roots"] = root
+    overrides: dict[str, Any] = {"allowed_roots": root} if root else {}
+    settings = settings_for(preset, **overrides)
     with errors():
-        try:
-            settings = Settings(**overrides)
-        except ValueError as error:  # pydantic ValidationError
-            raise typer.BadParameter(str(error).splitlines()[-1]) from None
         server.serve(
             transport,  # type: ignore[arg-type]
             host=host,
