@@ -75,7 +75,7 @@ class Toolbox:
 
         return self._get("store", lambda: ArtifactStore(self.settings.store_dir))
 
-    def _renderer_choice(self) -> tuple[RendererBuilder, str]:
+    def renderer_choice(self) -> tuple[RendererBuilder, str]:
         """The registered builder of the text-to-image backend, and the reference it loads."""
         from arpo.tools import registry
 
@@ -90,7 +90,7 @@ class Toolbox:
         """The raw text-to-image backend; the graph uses :attr:`renderer` (cached) instead."""
 
         def build() -> Renderer:
-            builder, ref = self._renderer_choice()
+            builder, ref = self.renderer_choice()
             return builder.build(ref, self.settings)
 
         return self._get("backend", build)
@@ -190,7 +190,7 @@ class Toolbox:
         if need_backend or need_scorer:
             say(f"loading {t2i if need_backend else 'CLIP ' + clip}: checking files")
         if need_backend:
-            builder, ref = self._renderer_choice()
+            builder, ref = self.renderer_choice()
             builder.check(ref)
         if need_scorer:
             check_clip_ref(*self.clip_choice())
