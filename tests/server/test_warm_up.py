@@ -91,7 +91,7 @@ def test_a_call_during_warm_up_hears_what_loads_then_succeeds(slow_toolbox: Tool
     assert len(t2i) >= 2, messages
     waiting_times = [at for at, (_, m) in zip(arrived, events, strict=True) if "waiting" in m]
     gaps = [b - a for a, b in itertools.pairwise(waiting_times)]
-    assert max(gaps) < 1.6, gaps
+    assert max(gaps) < 2.0, gaps  # about 1 s; slack for a busy machine
     assert WAITING not in messages  # it waited for the warm-up, not for another request
     values = [value for value, _ in events]
     assert values == sorted(values) and len(set(values)) == len(values)  # rising, as MCP asks

@@ -77,7 +77,8 @@ class ModelLoading:
         self._error: BaseException | None = None
         self._error_reported = True
         self.waiting = 0  # requests waiting for the lock
-        self.done = threading.Event()
+        self.done = threading.Event()  # set while no warm-up is pending or running
+        self.done.set()
 
     def begin(self, message: str) -> bool:
         """Take the lock for the warm-up if it is free (and no request waits for it)."""
@@ -85,7 +86,6 @@ class ModelLoading:
             if self.waiting or not self.lock.acquire(blocking=False):
                 return False
             self._message = message
-            self.done.clear()
             return True
 
     def say(self, message: str) -> None:

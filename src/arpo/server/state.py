@@ -54,6 +54,7 @@ def start_warm_up(toolbox: Toolbox) -> threading.Thread:
     pausing between chunks for any request that waits. A failure is logged, and the first tool
     call says so, then tries again, failing with the same words the CLI prints."""
     loading = model_loading(toolbox)
+    loading.done.clear()
     first = "starting"
     started = loading.begin(first)
     log.warning(
