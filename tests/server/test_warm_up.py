@@ -290,3 +290,20 @@ def test_stdio_client_leaving_during_warm_up_exits_cleanly(tmp_path: Path) -> No
     log = process.stderr.read() if process.stderr else ""
     assert code == 0, log
     assert "exiting while the models were still loading" in log or "models loaded" in log, log
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "preset", "shown"),
+    [
+        ("stable-diffusion-v1-5/stable-diffusion-v1-5", "t2i", False, "stable-diffusion-v1-5"),
+        ("/models/sdxl-base", "t2i", False, "sdxl-base"),
+        ("ViT-L-14/openai", "clip", False, "ViT-L-14"),
+        ("local-dir:/models/clip-b", "clip", False, "clip-b"),
+        ("hf-hub:laion/CLIP-ViT-bigG-14", "clip", False, "CLIP-ViT-bigG-14"),
+        ("tiny/t2i", "t2i", True, "tiny/t2i"),
+    ],
+)
+def test_progress_names_models_shortly(name: str, kind: str, preset: bool, shown: str) -> None:
+    from arpo.tools.toolbox import _short_name
+
+    assert _short_name(name, kind=kind, preset=preset) == shown
