@@ -86,7 +86,7 @@ def reference_png(tmp_path: Path) -> Path:
 @pytest.fixture
 def empty_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty Hugging Face cache with HF_HUB_OFFLINE=1: nothing is cached, nothing fetched."""
-    import huggingface_hub
+    import huggingface_hub.constants
 
     cache = tmp_path / "hf-cache"
     cache.mkdir()

@@ -24,6 +24,7 @@ from arpo.errors import (
 
 if TYPE_CHECKING:
     from arpo.api import (
+        Diagnosis,
         Remix,
         Result,
         RunDetails,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
         compose,
         decompose,
         delete_run,
+        doctor,
         edit_prompt,
         fuse,
         generate,
@@ -72,6 +74,8 @@ _LAZY = {
     "run_details": "arpo.api",
     "delete_run": "arpo.api",
     "collect_garbage": "arpo.api",
+    "doctor": "arpo.api",
+    "Diagnosis": "arpo.api",
     "PromptParts": "arpo.remix",
     "RunOptions": "arpo.graph.context",
     "Toolbox": "arpo.tools.toolbox",
@@ -79,6 +83,7 @@ _LAZY = {
 
 __all__ = [
     "ArpoError",
+    "Diagnosis",
     "InvalidImageError",
     "InvalidOptionError",
     "LLMError",
@@ -102,6 +107,7 @@ __all__ = [
     "compose",
     "decompose",
     "delete_run",
+    "doctor",
     "edit_prompt",
     "fuse",
     "generate",

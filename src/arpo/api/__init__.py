@@ -7,7 +7,8 @@ One facade over modules by concept:
 - :mod:`~arpo.api.rendering`: ``generate``, ``score``, ``caption``;
 - :mod:`~arpo.api.remix`: ``decompose``, ``compose``, ``edit_prompt``, ``fuse``, ``vary``;
 - :mod:`~arpo.api.results`: the pydantic result types every face dumps as they are;
-- :mod:`~arpo.api.toolboxes`: which models a call uses (a run's travel with it).
+- :mod:`~arpo.api.toolboxes`: which models a call uses (a run's travel with it);
+- :mod:`~arpo.api.doctor`: ``doctor``, whether this machine is ready for a run.
 
 Each function takes an optional :class:`~arpo.tools.toolbox.Toolbox` (models already loaded);
 without one, a process-wide Toolbox built from settings is used, so models load once. Importing
@@ -16,12 +17,15 @@ this package imports no torch.
 
 from __future__ import annotations
 
+from arpo.api.doctor import doctor
 from arpo.api.history import collect_garbage, delete_run, list_runs, run_details
 from arpo.api.remix import compose, decompose, edit_prompt, fuse, vary
 from arpo.api.rendering import caption, generate, score
 from arpo.api.results import (
+    Check,
     Collected,
     Deleted,
+    Diagnosis,
     Remix,
     RemixSide,
     Result,
@@ -35,8 +39,10 @@ from arpo.api.runs import ProgressCallback, resume, reverse_prompt
 from arpo.api.toolboxes import get_toolbox, toolbox_for_run
 
 __all__ = [
+    "Check",
     "Collected",
     "Deleted",
+    "Diagnosis",
     "ProgressCallback",
     "Remix",
     "RemixSide",
@@ -51,6 +57,7 @@ __all__ = [
     "compose",
     "decompose",
     "delete_run",
+    "doctor",
     "edit_prompt",
     "fuse",
     "generate",

@@ -153,3 +153,27 @@ class Variations(BaseModel):
     seeds: list[int]
     renders: list[Path]
     render_ids: list[str]
+
+
+class Check(BaseModel):
+    """One line of ``arpo doctor``: what was checked, whether it is fine, and the fix."""
+
+    model_config = ConfigDict(frozen=True)
+
+    check: str = Field(description="What was checked: python, torch, device, t2i model, ...")
+    ok: bool = Field(description="False when it stands in the way of a run.")
+    detail: str
+    fix: str | None = Field(None, description="What to do, where something is wrong.")
+
+
+class Diagnosis(BaseModel):
+    """``arpo doctor``'s answer: one check per line, in the order they ran."""
+
+    model_config = ConfigDict(frozen=True)
+
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        """Whether everything a run needs is fine."""
+        return all(check.ok for check in self.checks)

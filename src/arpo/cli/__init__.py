@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from arpo.cli import (  # noqa: F401 - registers the commands
     bench_command,
+    doctor_command,
     image_commands,
     remix_commands,
     run_commands,

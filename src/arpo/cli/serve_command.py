@@ -32,8 +32,14 @@ def serve(
         ),
     ] = None,
     warm_up: Annotated[
-        bool, typer.Option("--warm-up", help="Load the models in the background at start.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--warm-up/--no-warm-up",
+            help="Load the models in the background at start (the default), so the first call "
+            "waits less and hears what is loading; --no-warm-up loads them on the first call "
+            "that needs them.",
+        ),
+    ] = True,
     preset: PresetOption = None,
 ) -> None:
     """Run the MCP server: assistants reverse-prompt, render, score, caption and remix images.

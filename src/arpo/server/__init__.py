@@ -1,9 +1,10 @@
 """``arpo serve``: an MCP server, a thin adapter over :mod:`arpo.api`.
 
 Assistants reverse-prompt, render, score and caption images, remix prompts, and look at earlier
-runs. Models load lazily on the first call that needs them (or in a background warm-up), so the
-server answers ``initialize`` and ``tools/list`` at once; importing this package imports no
-torch. One module per concept:
+runs. ``serve`` loads the models in a background warm-up from the start (``--no-warm-up``: on
+the first call that needs them), so the server answers ``initialize`` and ``tools/list`` at
+once, and a call that waits for the models hears what is loading; importing this package
+imports no torch. One module per concept:
 
 - ``app``: build_server, serve;    ``schemas``: argument limits and output models;
 - ``jobs``: worker threads, the model lock, progress, cancellation;

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import sys
 from collections.abc import Sequence
 from typing import Literal
 
@@ -12,10 +15,11 @@ from arpo import api
 from arpo.config import Settings
 from arpo.server.history_tools import add_history_tools
 from arpo.server.image_tools import add_image_tools
+from arpo.server.jobs import ModelLoading, model_loading
 from arpo.server.remix_tools import add_remix_tools
 from arpo.server.resources import add_resources
 from arpo.server.run_tools import add_run_tools
-from arpo.server.state import ServerState
+from arpo.server.state import ServerState, start_warm_up
 from arpo.tools.toolbox import Toolbox
 
 log = logging.getLogger(__name__)
@@ -43,7 +47,9 @@ def build_server(
     """The MCP server over ``toolbox`` (default: the process-wide one for ``settings``).
 
     The image roots are checked here (a root of ``/`` or the home directory reached by
-    default is refused) and logged, and the inbox folder is created."""
+    default is refused) and logged, and the inbox folder is created. ``warm_up`` starts
+    loading the models in the background (:meth:`ServerState.warm_up`); ``serve`` does so by
+    default, a server built here for tests or embedding does not."""
     toolbox = toolbox or api.get_toolbox(settings)
     _prepare_roots(toolbox.settings)
     state = ServerState(toolbox)
@@ -79,20 +85,44 @@ def serve(
     port: int = 8000,
     settings: Settings | None = None,
     allowed_hosts: Sequence[str] = (),
-    warm_up: bool = False,
+    warm_up: bool = True,
 ) -> None:
-    """Run the server until the client disconnects (stdio) or the process is stopped (http)."""
+    """Run the server until the client disconnects (stdio) or the process is stopped (http).
+
+    The models load in the background from the start (``warm_up``), so ``tools/list`` answers
+    at once and the first call waits less, hearing what is loading."""
     from arpo.server.http import http_app
 
     settings = settings or Settings()
-    server = build_server(settings=settings, warm_up=warm_up)
-    if transport == "stdio":
+    toolbox = api.get_toolbox(settings)
+    server = build_server(toolbox)
+    app = None
+    if transport == "http":  # its refusals come before anything loads
+        app = http_app(server, settings, host=host, allowed_hosts=allowed_hosts)
+    if warm_up:
+        start_warm_up(toolbox)
+    if app is None:
         server.run("stdio")
-        return
-    import uvicorn
+    else:
+        import uvicorn
 
-    app = http_app(server, settings, host=host, allowed_hosts=allowed_hosts)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    if warm_up:
+        _exit_if_loading(model_loading(toolbox))
+
+
+def _exit_if_loading(loading: ModelLoading) -> None:
+    """Leave at once when the client goes while the warm-up is still loading: torch's threads
+    abort the interpreter's ordinary exit (SIGABRT, "terminate called ...") while a load runs.
+    Presets are built atomically and hub downloads resume, so nothing is left half-made."""
+    if loading.done.is_set():
+        return
+    log.warning("arpo serve: exiting while the models were still loading")
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def _version() -> str:

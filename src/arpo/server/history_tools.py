@@ -25,7 +25,7 @@ def add_history_tools(server: MCPServer, state: ServerState) -> None:
         def work(job: Job) -> RunDetailsOutput:
             return RunDetailsOutput.of(api.run_details(run_id, settings=state.settings))
 
-        return await run_job(None, work, Job(state.lock))
+        return await run_job(None, work, state.job())
 
     @server.tool(
         name="list_runs",
@@ -39,4 +39,4 @@ def add_history_tools(server: MCPServer, state: ServerState) -> None:
             listing = api.list_runs(limit, settings=state.settings)
             return RunListOutput(runs=[RunBriefOutput.of(brief) for brief in listing.runs])
 
-        return await run_job(None, work, Job(state.lock))
+        return await run_job(None, work, state.job())

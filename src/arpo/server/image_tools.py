@@ -57,7 +57,7 @@ def add_image_tools(server: MCPServer, state: ServerState) -> None:
                     steps=steps,
                 )
 
-        paths = await run_job(ctx, work, Job(state.lock))
+        paths = await run_job(ctx, work, state.job())
         return generate_result(prompt, paths, [first + k for k in range(count)])
 
     @server.tool(
@@ -76,7 +76,7 @@ def add_image_tools(server: MCPServer, state: ServerState) -> None:
             with job.model():
                 return api.score(picture, prompts, toolbox=state.toolbox)
 
-        ranked = await run_job(ctx, work, Job(state.lock))
+        ranked = await run_job(ctx, work, state.job())
         return ScoreOutput(scores=[ScoredPrompt(prompt=p, score=s) for p, s in ranked])
 
     @server.tool(
@@ -98,4 +98,4 @@ def add_image_tools(server: MCPServer, state: ServerState) -> None:
             method = "llm" if use_llm and state.toolbox.llm_available else "clip"
             return CaptionOutput(prompt=text, text_score=score, method=method)
 
-        return await run_job(ctx, work, Job(state.lock))
+        return await run_job(ctx, work, state.job())

@@ -65,7 +65,7 @@ def add_remix_tools(server: MCPServer, state: ServerState) -> None:
                 parts=parts.as_dict(), prompt=composed.prompt, cut=composed.cut, method=method
             )
 
-        return await run_job(ctx, work, Job(state.lock))
+        return await run_job(ctx, work, state.job())
 
     @server.tool(
         name="edit_prompt",
@@ -96,7 +96,7 @@ def add_remix_tools(server: MCPServer, state: ServerState) -> None:
                     source, changes, instruction, seed=seed, toolbox=state.toolbox
                 )
 
-        return remix_result(await run_job(ctx, work, Job(state.lock)))
+        return remix_result(await run_job(ctx, work, state.job()))
 
     @server.tool(
         name="fuse_images",
@@ -126,7 +126,7 @@ def add_remix_tools(server: MCPServer, state: ServerState) -> None:
                     on_progress=job.on_run_progress(),
                 )
 
-        return remix_result(await run_job(ctx, work, Job(state.lock)))
+        return remix_result(await run_job(ctx, work, state.job()))
 
     @server.tool(
         name="vary",
@@ -146,7 +146,7 @@ def add_remix_tools(server: MCPServer, state: ServerState) -> None:
             with job.model():
                 return api.vary(source, count=count, seed=seed, toolbox=state.toolbox)
 
-        result = await run_job(ctx, work, Job(state.lock))
+        result = await run_job(ctx, work, state.job())
         return generate_result(result.prompt, result.renders, result.seeds)
 
     @server.prompt(

@@ -86,7 +86,7 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
                     patience=patience,
                 )
 
-        return run_result(await run_job(ctx, work, Job(state.lock)))
+        return run_result(await run_job(ctx, work, state.job()))
 
     @server.tool(
         name="resume_run",
@@ -100,4 +100,4 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
             with job.model():
                 return api.resume(run_id, toolbox=state.toolbox, on_progress=job.on_run_progress())
 
-        return run_result(await run_job(ctx, work, Job(state.lock)))
+        return run_result(await run_job(ctx, work, state.job()))

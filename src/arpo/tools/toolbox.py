@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arpo.config import Settings
+from arpo.tools.loading import looks_like_path
 
 if TYPE_CHECKING:
     from arpo.tools.chat import StructuredChat
@@ -72,7 +75,7 @@ class Toolbox:
 
         return self._get("store", lambda: ArtifactStore(self.settings.store_dir))
 
-    def _renderer_choice(self) -> tuple[RendererBuilder, str]:
+    def renderer_choice(self) -> tuple[RendererBuilder, str]:
         """The registered builder of the text-to-image backend, and the reference it loads."""
         from arpo.tools import registry
 
@@ -87,7 +90,7 @@ class Toolbox:
         """The raw text-to-image backend; the graph uses :attr:`renderer` (cached) instead."""
 
         def build() -> Renderer:
-            builder, ref = self._renderer_choice()
+            builder, ref = self.renderer_choice()
             return builder.build(ref, self.settings)
 
         return self._get("backend", build)
@@ -103,13 +106,8 @@ class Toolbox:
         def build() -> ClipScorer:
             from arpo.tools.clip import ClipScorer
 
-            if self.preset:
-                return ClipScorer.from_pretrained(
-                    self.preset.clip_model, self.preset.clip_pretrained, device=self.settings.device
-                )
-            return ClipScorer.from_pretrained(
-                self.settings.clip_model, self.settings.clip_pretrained, device=self.settings.device
-            )
+            model, pretrained = self.clip_choice()
+            return ClipScorer.from_pretrained(model, pretrained, device=self.settings.device)
 
         return self._get("scorer", build)
 
@@ -167,22 +165,52 @@ class Toolbox:
             lambda: OfflineProposer(self.scorer, self.vocabulary, ranker=self.phrase_ranker),
         )
 
-    def load_models(self) -> None:
+    def clip_choice(self) -> tuple[str, str | None]:
+        """The CLIP model and pretrained tag the scorer loads (the preset's, else settings')."""
+        if self.preset:
+            return self.preset.clip_model, self.preset.clip_pretrained
+        return self.settings.clip_model, self.settings.clip_pretrained
+
+    def load_models(self, on_progress: Callable[[str], None] | None = None) -> None:
         """Load the renderer and scorer now, checking cheap things first, so a missing model
-        fails in about a second, before any run is recorded."""
+        fails in about a second, before any run is recorded.
+
+        ``on_progress`` hears what is being done, in words ("loading CLIP ViT-L-14"): the MCP
+        server relays it to requests that wait for the models."""
         from arpo.tools.clip import check_clip_ref
 
-        preset = self.preset
-        if self._given.get("backend") is None:
-            builder, ref = self._renderer_choice()
+        say = on_progress or _quiet
+        if self.settings.preset != "none" and "preset" not in self.__dict__:
+            say(f"preparing the {self.settings.preset} preset")
+        names, named = self.model_identity(), self.settings.preset != "none"
+        t2i = _short_name(names["t2i"], kind="t2i", preset=named)
+        clip = _short_name(names["clip"], kind="clip", preset=named)
+        need_backend = self._given.get("backend") is None
+        need_scorer = self._given.get("scorer") is None
+        if need_backend or need_scorer:
+            say(f"loading {t2i if need_backend else 'CLIP ' + clip}: checking files")
+        if need_backend:
+            builder, ref = self.renderer_choice()
             builder.check(ref)
-        if self._given.get("scorer") is None:
-            if preset:
-                check_clip_ref(preset.clip_model, preset.clip_pretrained)
-            else:
-                check_clip_ref(self.settings.clip_model, self.settings.clip_pretrained)
+        if need_scorer:
+            check_clip_ref(*self.clip_choice())
+            say(f"loading CLIP {clip}")
         self.scorer  # noqa: B018
+        if need_backend:
+            say(f"loading text-to-image model {t2i}")
         self.backend  # noqa: B018
+
+    def embed_vocabulary(self, on_progress: Callable[[str], None] | None = None) -> None:
+        """Embed every phrase of the vocabulary now (the scorer caches them by text), so the
+        first interrogation or offline step does not pay for it."""
+        say = on_progress or _quiet
+        phrases = list(
+            dict.fromkeys(p for group in self.vocabulary.categories.values() for p in group)
+        )
+        chunk = 256
+        for start in range(0, len(phrases), chunk):
+            say(f"embedding the phrase vocabulary ({start}/{len(phrases)} phrases)")
+            self.scorer.encode_texts(phrases[start : start + chunk])
 
     def describe_models(self) -> dict[str, str | None]:
         """Model names for reports, without loading anything."""
@@ -230,6 +258,26 @@ class Toolbox:
             "t2i": t2i,
             "clip": clip,
         }
+
+
+def _quiet(message: str) -> None:
+    """No one is listening to what loads."""
+
+
+def _short_name(name: str | None, *, kind: str, preset: bool) -> str:
+    """A model's name for a progress line: "stable-diffusion-v1-5" for that hub id, a folder's
+    own name for a local model, "ViT-L-14" for ``ViT-L-14/openai``; a preset's models keep
+    their names ("tiny/t2i")."""
+    text = name or "?"
+    if preset:
+        return text
+    if text.startswith("hf-hub:"):
+        return text.removeprefix("hf-hub:").rstrip("/").split("/")[-1]
+    if text.startswith("local-dir:") or (kind == "t2i" and looks_like_path(text)):
+        return Path(text.removeprefix("local-dir:")).expanduser().name or text
+    if kind == "clip":
+        return text.split("/")[0]  # architecture/pretrained tag
+    return text.split("/")[-1]  # owner/name hub id
 
 
 def _clip_name(model: str, pretrained: str | None) -> str:
