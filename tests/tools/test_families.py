@@ -141,7 +141,7 @@ def test_sizes_off_the_family_multiple_are_refused_naming_it() -> None:
     message = str(info.value)
     assert "width=1000" in message and "multiples of 16" in message and "FLUX.1 [dev]" in message
     check_size(profile_named("sd1"), 1000, 768)  # 8 divides 1000
-    with pytest.raises(InvalidOptionError, match="height=20.*multiples of 8"):
+    with pytest.raises(InvalidOptionError, match=r"height=20.*multiples of 8"):
         check_size(profile_named("sd1"), 512, 20)
 
 

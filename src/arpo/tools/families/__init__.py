@@ -293,9 +293,9 @@ def check_size(profile: FamilyProfile, width: int, height: int) -> None:
         if value < multiple or value % multiple:
             near = max(multiple, round(value / multiple) * multiple)
             raise InvalidOptionError(
-                f"{name}={value} is not usable with {profile.title} ({profile.name}): its image "
-                f"sizes must be positive multiples of {multiple} (e.g. {near}, "
-                f"{profile.native_size})."
+                f"{name}={value} is not usable: image sizes must be positive multiples of "
+                f"{multiple} for {profile.title} (family {profile.name}), e.g. {near} or "
+                f"{profile.native_size}."
             )
 
 
