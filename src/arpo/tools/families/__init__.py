@@ -317,3 +317,40 @@ def check_render_options(
     would ignore."""
     check_size(profile, width, height)
     check_negative_prompt(profile, negative_prompt)
+
+
+# --------------------------------------------------------------------------- documentation
+
+_NEGATIVE_TEXT = {"native": "yes", "true_cfg": "via true CFG", "none": "no (refused)"}
+
+
+def markdown_table() -> str:
+    """The README's table of families, made from the profiles (a test keeps them equal)."""
+    rows = [
+        "| family | model | detected from | size | multiple | steps | guidance "
+        "| dtype CUDA / MPS / CPU | negative prompt | token limits | prompt style |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for profile in sorted(profiles().values(), key=lambda p: p.name):
+        if profile.name == UNKNOWN:
+            continue
+        detected = ", ".join(f"`{pipeline}`" for pipeline in profile.pipelines)
+        hints = _hint_text(profile.detect)
+        dtypes = " / ".join(profile.dtype_for(device) for device in ("cuda", "mps", "cpu"))
+        tokens = " + ".join(f"{e.kind} {e.max_tokens}" for e in profile.text_encoders)
+        rows.append(
+            f"| `{profile.name}` | {profile.title} | {detected}{hints} | {profile.native_size} "
+            f"| {profile.size_multiple} | {profile.steps} | {profile.guidance:g} | {dtypes} "
+            f"| {_NEGATIVE_TEXT[profile.negative_prompt]} | {tokens} | {profile.prompt_style} |"
+        )
+    return "\n".join(rows)
+
+
+def _hint_text(detect: dict[str, Any]) -> str:
+    hints = []
+    if detect.get("name_contains"):
+        hints.append("name has " + " or ".join(f"`{w}`" for w in detect["name_contains"]))
+    for component, wanted in (detect.get("config") or {}).items():
+        for key, value in wanted.items():
+            hints.append(f"`{component}.{key}={json.dumps(value)}`")
+    return f" ({'; '.join(hints)})" if hints else ""
