@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
@@ -47,7 +47,43 @@ class Settings(BaseSettings):
     )
     device: Device = Field("auto", description="Torch device; auto picks cuda, then mps, then cpu.")
     dtype: Dtype = Field(
-        "auto", description="Diffusion dtype; auto picks fp16/bf16 on CUDA, fp32 elsewhere."
+        "auto",
+        description="Diffusion dtype; auto takes the model family's for the device (bfloat16 "
+        "for SD3 and Flux, float16 for SD 1/2 and SDXL on a GPU; float32 on the CPU).",
+    )
+    family: str | None = Field(
+        None,
+        description="Model family profile to render by (sd1, sdxl, flux-dev, ...); unset: "
+        "detected from the model's model_index.json.",
+    )
+    family_overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Family profile values to replace, a JSON object, e.g. {"steps": 8, '
+        '"guidance": 2.0}.',
+    )
+    true_cfg_scale: float = Field(
+        4.0,
+        gt=1.0,
+        description="True-CFG scale for families that need it to use a negative prompt (Flux); "
+        "applied only when a negative prompt is given.",
+    )
+    offload: Literal["none", "model", "sequential"] = Field(
+        "none",
+        description="CPU offload: model (one component on the GPU at a time), sequential "
+        "(layer by layer: least memory, slowest), none.",
+    )
+    vae_slicing: bool = Field(False, description="Decode a batch one image at a time.")
+    vae_tiling: bool = Field(False, description="Decode large images in tiles.")
+    attention_slicing: bool = Field(
+        False, description="Compute attention in slices (less memory, slower)."
+    )
+    variant: Literal["auto", "fp16", "none"] = Field(
+        "auto",
+        description="Weight variant: auto loads fp16 weights when rendering in float16 and the "
+        "model has them; fp16 requires them; none never.",
+    )
+    clip_dtype: Dtype = Field(
+        "auto", description="CLIP dtype; auto: float16 on CUDA, float32 on the CPU and MPS."
     )
 
     llm_model: str = Field("gpt-4o-mini", description="Chat model name (must accept images).")

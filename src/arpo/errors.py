@@ -52,3 +52,8 @@ class RunCancelled(ArpoError):
     """The run was stopped on request (Ctrl-C, a cancelled MCP request); it stays resumable."""
 
     exit_code = 130
+
+
+class RenderError(ArpoError):
+    """A render failed in a way a setting fixes: NaN or all-black images (the dtype), or out of
+    memory even one image at a time (offload, tiling, a smaller size)."""

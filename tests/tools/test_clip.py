@@ -257,3 +257,29 @@ def test_cached_image_evicted_within_a_call_is_still_returned(tiny_models):
     rows = scorer.encode_images([second, first], keys=["b", "a"])
     assert rows.shape == (2, 32)
     assert torch.equal(rows[1], a[0])
+
+
+# --------------------------------------------------------------------------- half precision
+
+
+def test_clip_loads_in_float32_on_the_cpu_by_default(tiny_models):
+    scorer = tiny_models.scorer
+    assert scorer.input_dtype is None
+    assert next(scorer.model.parameters()).dtype == torch.float32
+
+
+def test_clip_in_half_precision_scores_in_float32(tiny_models):
+    """bfloat16 runs on the CPU, so the half-precision path is exercised here: weights in
+    bfloat16 (LayerNorm in float32), images cast to it, similarities float32 and close."""
+    full = tiny_models.scorer
+    half = ClipScorer.from_pretrained(full.name, None, device="cpu", dtype="bfloat16")
+    assert half.input_dtype == torch.bfloat16
+    assert half.model.visual.conv1.weight.dtype == torch.bfloat16
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    reference = half.encode_images([image])[0]
+    assert reference.dtype == torch.float32
+    texts = ["a cat", "a red square", "a lighthouse at dusk"]
+    ours = half.text_similarity(texts, reference)
+    theirs = full.text_similarity(texts, full.encode_images([image])[0])
+    assert all(isinstance(score, float) for score in ours)
+    assert np.allclose(ours, theirs, atol=0.05)

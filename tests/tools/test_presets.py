@@ -32,7 +32,8 @@ def test_prepare_preset_describes_the_built_models(presets_home):
     assert models.t2i_model == str(root / "t2i")
     assert models.clip_model == f"local-dir:{root / 'clip'}"
     assert models.clip_pretrained is None
-    assert models.option_defaults == {"width": 128, "height": 128, "steps": 2, "guidance": 5.0}
+    assert models.option_defaults == {}
+    assert models.family_overrides == {"native_size": 128, "steps": 2, "guidance": 5.0}
     assert models.renderer == "diffusers" and models.provider is None
     assert (models.t2i_identity, models.clip_identity) == ("tiny/t2i", "tiny/clip")
     assert (root / "t2i" / "model_index.json").is_file()

@@ -329,6 +329,7 @@ def _finish_remix(
         **{**options, "negative_prompt": composed.negative_prompt},
     )
     params = run_options.render_params
+    toolbox.check_render_params(params)
     renders = toolbox.renderer.render([composed.prompt], [seed], params)
     for source in sources:  # each with its own negative prompt: only the change differs
         own = replace(params, negative_prompt=source.parts.negative)

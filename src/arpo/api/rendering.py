@@ -30,19 +30,24 @@ def generate(
     artifact store, or copies ``out_dir/seed-N.png``; an existing different file there is
     refused unless ``overwrite``).
 
-    ``render_options``: negative_prompt, steps, guidance, width, height.
+    ``render_options``: negative_prompt, steps, guidance, width, height; unset, the model
+    family's (its native square, steps and guidance).
     """
     from arpo.graph.context import RunOptions
 
     if not prompt.strip():
         raise InvalidOptionError("the prompt is empty; give the text to render.")
     toolbox = toolbox or get_toolbox()
-    options = RunOptions.build(
-        toolbox.option_defaults, seed=seed, images_per_prompt=count, **render_options
-    )
+    RunOptions.build(toolbox.option_defaults, seed=seed, images_per_prompt=count, **render_options)
     if out_dir is not None:
-        targets = seed_files(out_dir, options.seeds)
-        check_targets(targets, overwrite)
+        check_targets(seed_files(out_dir, [seed + i for i in range(count)]), overwrite)
+    toolbox.backend  # noqa: B018 - load the model: its family decides the defaults
+    defaults = toolbox.option_defaults_for(
+        None, width=render_options.get("width"), height=render_options.get("height")
+    )
+    options = RunOptions.build(defaults, seed=seed, images_per_prompt=count, **render_options)
+    toolbox.check_render_params(options.render_params)
+    targets = seed_files(out_dir, options.seeds) if out_dir is not None else []
     hashes = toolbox.renderer.render([prompt] * count, options.seeds, options.render_params)
     paths = [toolbox.store.path(digest) for digest in hashes]
     if out_dir is None:

@@ -53,11 +53,13 @@ def reverse_prompt(
     from arpo.graph.context import RunOptions, resolve_strategy
 
     toolbox = toolbox or get_toolbox()
-    run_options = RunOptions.build(toolbox.option_defaults, **options)
-    strategy = resolve_strategy(run_options.strategy, toolbox.llm_available)
-    run_options = replace(run_options, strategy=strategy)  # type: ignore[arg-type]
+    early = RunOptions.build(toolbox.option_defaults, **options)  # bad options fail first
+    strategy = resolve_strategy(early.strategy, toolbox.llm_available)
     picture = read_image(image, toolbox)
     toolbox.load_models()
+    run_options = run_options_for(toolbox, picture.size, options)
+    run_options = replace(run_options, strategy=strategy)  # type: ignore[arg-type]
+    toolbox.check_render_params(run_options.render_params)
     reference = toolbox.store.put_image(picture)
     run_id = new_run_id()
     records = RunRecords(toolbox.settings.runs_dir)
@@ -70,7 +72,7 @@ def reverse_prompt(
         run_dir=run_dir,
         reference=reference,
         options=run_options.to_dict(),
-        models=toolbox.describe_models(),
+        models={**toolbox.describe_models(), "profile": toolbox.describe_family()},
         initial_prompt=prompt,
         identity=toolbox.model_identity(),
         model_settings=model_settings(toolbox.settings),
@@ -78,6 +80,20 @@ def reverse_prompt(
     lease = records.create(record)
     state_in = {"reference": reference, "initial_prompt": prompt, "history": []}
     return _run(toolbox, record, lease, run_options, state_in, on_progress)
+
+
+def run_options_for(
+    toolbox: Toolbox, reference_size: tuple[int, int] | None, options: dict[str, Any]
+) -> RunOptions:
+    """A run's options: the caller's over the model family's defaults, whose size is the
+    family's native area at the reference's aspect ratio (rounded to the family's multiple)
+    unless the caller sets one (with one side set, the other follows the aspect ratio)."""
+    from arpo.graph.context import RunOptions
+
+    defaults = toolbox.option_defaults_for(
+        reference_size, width=options.get("width"), height=options.get("height")
+    )
+    return RunOptions.build(defaults, **options)
 
 
 def resume(

@@ -63,6 +63,10 @@ class MeteredRenderer:
         self.name = backend.name
         base = getattr(backend, "cache_id", backend.name)
         self.cache_id = f"{base}|bench:{uuid.uuid4().hex}"
+        # the family it renders by, and its check of render options, as the backend's
+        self.profile = getattr(backend, "profile", None)
+        if hasattr(backend, "check_params"):
+            self.check_params = backend.check_params
 
     def render(
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams

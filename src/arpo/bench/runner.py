@@ -95,7 +95,8 @@ def run_bench(
     data = load_dataset(dataset, max_pixels=toolbox.settings.max_image_pixels)
     out = Path(out_dir).expanduser().resolve()
     options = dict(options or {})
-    RunOptions.build(toolbox.option_defaults, **options)  # bad options fail here, not per pair
+    # bad options fail here, not per pair: the run options, and what the model family refuses
+    toolbox.check_render_params(RunOptions.build(toolbox.option_defaults, **options).render_params)
     for method in chosen:
         if method.check_budget is not None:
             method.check_budget({**toolbox.option_defaults, **options}, budget)

@@ -13,6 +13,9 @@ OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace existing seed-N.png files in --out.")
 ]
 
+WIDTH_HELP = "Width (a multiple of the model family's; default: its native square)."
+HEIGHT_HELP = "Height (a multiple of the model family's; default: its native square)."
+
 
 @app.command()
 def generate(
@@ -26,8 +29,8 @@ def generate(
     ] = 1,
     steps: Annotated[int | None, typer.Option(help="Diffusion steps.")] = None,
     guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
-    width: Annotated[int | None, typer.Option(help="Width (multiple of 8).")] = None,
-    height: Annotated[int | None, typer.Option(help="Height (multiple of 8).")] = None,
+    width: Annotated[int | None, typer.Option(help=WIDTH_HELP)] = None,
+    height: Annotated[int | None, typer.Option(help=HEIGHT_HELP)] = None,
     negative_prompt: Annotated[str | None, typer.Option(help="Negative prompt.")] = None,
     overwrite: OverwriteOption = False,
     preset: PresetOption = None,

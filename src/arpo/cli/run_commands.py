@@ -22,6 +22,12 @@ from arpo.cli.app import (
 )
 from arpo.cli.display import RunProgress
 
+WIDTH_HELP = (
+    "Render width (a multiple of the model family's; default: the family's native area at "
+    "the reference's aspect ratio)."
+)
+HEIGHT_HELP = "Render height (a multiple of the model family's; default: as for --width)."
+
 
 @app.command()
 def invert(
@@ -55,8 +61,8 @@ def invert(
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Diffusion steps.")] = None,
     guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
-    width: Annotated[int | None, typer.Option(help="Render width (multiple of 8).")] = None,
-    height: Annotated[int | None, typer.Option(help="Render height (multiple of 8).")] = None,
+    width: Annotated[int | None, typer.Option(help=WIDTH_HELP)] = None,
+    height: Annotated[int | None, typer.Option(help=HEIGHT_HELP)] = None,
     negative_prompt: Annotated[
         str | None, typer.Option(help="Negative prompt for every render.")
     ] = None,
@@ -232,7 +238,10 @@ def _print_details(details: Any) -> None:
     if details.error:
         say(f"[red]error:[/red] {details.error}")
     say(f"created {details.created}; folder {details.run_dir}")
-    say("models: " + ", ".join(f"{k} {v}" for k, v in details.models.items() if v))
+    say(
+        "models: "
+        + ", ".join(f"{k} {v}" for k, v in details.models.items() if v and isinstance(v, str))
+    )
     say(f"best prompt: {details.best_prompt or '-'}")
     say(
         f"best text score {fmt(details.best_text_score)}, image score "

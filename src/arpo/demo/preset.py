@@ -3,7 +3,8 @@
 ``tools/presets/demo.json`` names this module as its ``provider``; the registry imports it
 before looking up the preset's builders, so nothing in ``arpo.tools`` imports the demo world:
 
-- renderer ``"demo"``: :class:`~arpo.demo.render.DemoRenderer` (procedural, nothing to load);
+- renderer ``"demo"``: :class:`~arpo.demo.render.DemoRenderer` (procedural, nothing to load),
+  whose family profile is :data:`~arpo.demo.render.DEMO_PROFILE`;
 - preset ``"demo"``: the packaged demo CLIP folder and demo vocabulary folder (the demo world
   ships with the package: nothing to build).
 """
@@ -14,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arpo.demo.clip_model import demo_clip_dir
-from arpo.demo.render import DemoRenderer
+from arpo.demo.render import DEMO_PROFILE, DemoRenderer
 from arpo.demo.vocabulary_build import demo_vocabulary_dir
 from arpo.tools import registry
+from arpo.tools.families import FamilyProfile
 from arpo.tools.presets import PresetModels
 
 if TYPE_CHECKING:
@@ -45,5 +47,11 @@ def demo_models(spec: dict[str, Any], root: Path) -> PresetModels:
     )
 
 
-registry.register("renderer", "demo", registry.RendererBuilder(build=build_renderer))
+def demo_profile(ref: str, download: bool) -> FamilyProfile:
+    return DEMO_PROFILE
+
+
+registry.register(
+    "renderer", "demo", registry.RendererBuilder(build=build_renderer, profile=demo_profile)
+)
 registry.register("preset", "demo", demo_models)

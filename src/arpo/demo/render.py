@@ -20,13 +20,39 @@ from PIL import Image, ImageDraw, ImageFilter
 from arpo.demo.parse import parse_prompt
 from arpo.demo.scenes import Scene, SceneObject, complete_scene
 from arpo.demo.world import COLOURS, POSITION_ANCHORS, SIZE_FRACTIONS
+from arpo.tools.families import FamilyProfile, TextEncoder
 from arpo.tools.t2i import RenderParams
 
-__all__ = ["DEMO_RENDER_PARAMS", "DemoRenderer", "draw_scene", "render_prompt", "scene_for_prompt"]
+__all__ = [
+    "DEMO_PROFILE",
+    "DEMO_RENDER_PARAMS",
+    "DemoRenderer",
+    "draw_scene",
+    "render_prompt",
+    "scene_for_prompt",
+]
 
 RENDERER_VERSION = 2
 #: Render settings for the demo world: 128x128, one "step" (the renderer ignores steps).
 DEMO_RENDER_PARAMS = RenderParams(steps=1, guidance=0.0, width=128, height=128)
+
+#: The demo renderer's family profile: 128 px, any multiple of 8, one "step", no guidance, no
+#: negative prompt (it ignores one, so one is refused rather than silently dropped); its text
+#: encoder is the demo CLIP's (56 tokens of its word-level vocabulary).
+DEMO_PROFILE = FamilyProfile(
+    name="demo",
+    title="arpo demo world",
+    pipelines=(),
+    native_size=128,
+    size_multiple=8,
+    steps=1,
+    guidance=0.0,
+    dtype={"cuda": "float32", "mps": "float32", "cpu": "float32"},
+    negative_prompt="none",
+    text_encoders=(TextEncoder(kind="demo", max_tokens=56),),
+    prompt_style="tags",
+    safety_checker=False,
+)
 
 _SUPERSAMPLE = 2
 _JITTER = 0.03  # seeded jitter of positioned objects, as a share of the image side
@@ -40,6 +66,7 @@ class DemoRenderer:
     """Renders demo-world prompts; satisfies :class:`arpo.tools.t2i.Renderer`."""
 
     name = f"arpo-demo-renderer-v{RENDERER_VERSION}"
+    profile = DEMO_PROFILE
 
     def render(
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams

@@ -178,7 +178,8 @@ def _header_card(
             ("Initial prompt", _initial_prompt(result.get("initial_prompt"))),
             ("Iterations run", str(n_iters)),
             ("Elapsed", format_elapsed(result.get("elapsed_s"))),
-            ("Models", chips(result.get("models"))),
+            ("Models", chips(_model_names(result.get("models")))),
+            ("Family", esc(family_line(result.get("models")))),
             ("Options", chips(result.get("options"))),
             ("Components", _components(result.get("decomposition"))),
         ]
@@ -189,6 +190,35 @@ def _header_card(
         f'<span class="badge status-{esc(slug(status))}">{esc(status)}</span></div>'
         f'<h2 class="label">Best prompt</h2>{prompt_html}{scores}{meta}</header>'
     )
+
+
+def _model_names(models: Any) -> Any:
+    """The models' names, without the family profile's details (shown on their own line)."""
+    if not isinstance(models, Mapping):
+        return models
+    return {k: v for k, v in models.items() if not isinstance(v, Mapping)}
+
+
+def family_line(models: Any) -> str:
+    """``FLUX.1 [dev] (1024 px, 28 steps, guidance 3.5)`` from a result's ``models``; a run
+    recorded before families were recorded shows its family name, or a dash."""
+    if not isinstance(models, Mapping):
+        return "—"
+    profile = models.get("profile")
+    if not isinstance(profile, Mapping):
+        return as_text(models.get("family")) or "—"
+    title = as_text(profile.get("title")) or as_text(profile.get("family")) or "unknown family"
+    parts = []
+    if profile.get("native_size") is not None:
+        parts.append(f"{as_text(profile.get('native_size'))} px")
+    if profile.get("steps") is not None:
+        parts.append(f"{as_text(profile.get('steps'))} steps")
+    guidance = profile.get("guidance")
+    if isinstance(guidance, int | float) and not isinstance(guidance, bool):
+        parts.append(f"guidance {float(guidance):g}")
+    shown = f"{title} ({', '.join(parts)})" if parts else title
+    extra = [as_text(profile.get(key)) for key in ("family", "dtype") if profile.get(key)]
+    return f"{shown}; profile {', '.join(extra)}" if extra else shown
 
 
 def _score_chips(

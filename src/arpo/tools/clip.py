@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arpo.errors import ModelNotAvailableError
-from arpo.tools.devices import resolve_device
+from arpo.tools.devices import clip_dtype_name, resolve_device
 from arpo.tools.loading import hub_offline, model_load_error
 
 if TYPE_CHECKING:
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from PIL import Image
 
 log = logging.getLogger(__name__)
+
+# dtype -> open_clip precision: mixed half precision (LayerNorm stays float32), as CLIP runs
+_PRECISION = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
 
 class ClipScorer:
@@ -38,8 +41,11 @@ class ClipScorer:
         device: str = "cpu",
         batch_size: int = 64,
         cache_size: int = 50_000,
+        input_dtype: Any = None,
     ) -> None:
         self.model = model.eval().to(device)
+        # the dtype images are fed in (open_clip's half precision keeps LayerNorm in float32)
+        self.input_dtype = input_dtype
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.name = name
@@ -52,18 +58,31 @@ class ClipScorer:
 
     @classmethod
     def from_pretrained(
-        cls, model_name: str, pretrained: str | None = None, *, device: str = "auto"
+        cls,
+        model_name: str,
+        pretrained: str | None = None,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
     ) -> ClipScorer:
         """Load an open_clip model: a built-in architecture with a pretrained tag or checkpoint
-        file, ``local-dir:/path`` (config + weights) or ``hf-hub:org/repo``."""
+        file, ``local-dir:/path`` (config + weights) or ``hf-hub:org/repo``; in ``dtype``
+        (ARPO_CLIP_DTYPE; ``auto``: float16 on CUDA, float32 on the CPU and MPS). Embeddings
+        and similarities are float32 whatever the model's dtype."""
         check_clip_ref(model_name, pretrained)
         import open_clip
+        import torch
 
         device = resolve_device(device)
+        chosen = clip_dtype_name(device, dtype)
+        precision = _PRECISION[chosen]
         is_schema = model_name.startswith(("local-dir:", "hf-hub:"))
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name, pretrained=None if is_schema else pretrained, device=device
+                model_name,
+                pretrained=None if is_schema else pretrained,
+                device=device,
+                precision=precision,
             )
             tokenizer = open_clip.get_tokenizer(model_name)
         except Exception as error:  # open_clip raises RuntimeError, OSError, ValueError...
@@ -72,8 +91,15 @@ class ClipScorer:
                 "CLIP model", ref, "ARPO_CLIP_MODEL/ARPO_CLIP_PRETRAINED", error
             ) from error
         name = model_name if is_schema else f"{model_name}/{pretrained}"
-        log.info("loaded CLIP %s on %s", name, device)
-        return cls(model, preprocess, tokenizer, name=name, device=device)
+        log.info("loaded CLIP %s on %s (%s)", name, device, chosen)
+        return cls(
+            model,
+            preprocess,
+            tokenizer,
+            name=name,
+            device=device,
+            input_dtype=None if chosen == "float32" else getattr(torch, chosen),
+        )
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Normalised embeddings, one row per text; only uncached texts reach the model."""
@@ -108,7 +134,9 @@ class ClipScorer:
             todo = [i for i, row in enumerate(rows) if row is None]
             for start in range(0, len(todo), self.batch_size):
                 chunk = todo[start : start + self.batch_size]
-                pixels = torch.stack([self.preprocess(images[i]) for i in chunk]).to(self.device)
+                pixels = torch.stack([self.preprocess(images[i]) for i in chunk]).to(
+                    self.device, dtype=self.input_dtype
+                )
                 with torch.inference_mode():
                     features = self.model.encode_image(pixels).float()
                 features = torch.nn.functional.normalize(features, dim=-1).cpu()

@@ -9,6 +9,10 @@ from arpo.errors import InvalidOptionError
 if TYPE_CHECKING:
     import torch
 
+    from arpo.tools.families import FamilyProfile
+
+DTYPES = ("float32", "float16", "bfloat16")
+
 
 def resolve_device(setting: str = "auto") -> str:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; an explicit choice must exist."""
@@ -27,14 +31,47 @@ def resolve_device(setting: str = "auto") -> str:
     return setting
 
 
-def resolve_dtype(device: str, setting: str = "auto") -> torch.dtype:
-    """Half precision on accelerators (fp16 by default, bf16 on request), fp32 on the CPU."""
-    import torch
-
+def dtype_name(device: str, setting: str = "auto", profile: FamilyProfile | None = None) -> str:
+    """The diffusion dtype's name: ``setting`` (ARPO_DTYPE) when not ``auto``; else the family
+    profile's dtype for the device (Flux and SD3 want bfloat16: Flux in float16 renders NaN);
+    without a profile, float16 on accelerators and float32 on the CPU. No torch import."""
     if setting != "auto":
+        if setting not in DTYPES:
+            raise InvalidOptionError(
+                f"ARPO_DTYPE={setting} is unknown; use auto, {', '.join(DTYPES)}."
+            )
         if device == "cpu" and setting == "float16":
             raise InvalidOptionError(
                 "ARPO_DTYPE=float16 is not supported on the CPU; use float32 or bfloat16."
             )
-        return getattr(torch, setting)
-    return torch.float32 if device == "cpu" else torch.float16
+        return setting
+    if profile is not None:
+        chosen = profile.dtype_for(device)
+        return "float32" if device == "cpu" and chosen == "float16" else chosen
+    return "float32" if device == "cpu" else "float16"
+
+
+def resolve_dtype(
+    device: str, setting: str = "auto", profile: FamilyProfile | None = None
+) -> torch.dtype:
+    """:func:`dtype_name` as a torch dtype."""
+    import torch
+
+    return getattr(torch, dtype_name(device, setting, profile))
+
+
+def clip_dtype_name(device: str, setting: str = "auto") -> str:
+    """CLIP's dtype: ``setting`` (ARPO_CLIP_DTYPE) when not ``auto``; else float16 on CUDA
+    (open_clip's mixed precision, as OpenAI's CLIP runs: weights in float16, LayerNorm in
+    float32), float32 on the CPU and MPS. Similarities are always computed in float32."""
+    if setting != "auto":
+        if setting not in DTYPES:
+            raise InvalidOptionError(
+                f"ARPO_CLIP_DTYPE={setting} is unknown; use auto, {', '.join(DTYPES)}."
+            )
+        if device == "cpu" and setting == "float16":
+            raise InvalidOptionError(
+                "ARPO_CLIP_DTYPE=float16 is not supported on the CPU; use float32 or bfloat16."
+            )
+        return setting
+    return "float16" if device == "cuda" else "float32"

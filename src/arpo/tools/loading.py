@@ -64,3 +64,53 @@ def model_load_error(
         f"cannot load the {kind} '{ref}': {reason[:300]}. "
         f"Check the name, download it with network access, or set {setting} to a local copy."
     )
+
+
+# --------------------------------------------------------------------------- model folders
+
+
+def diffusers_folder(ref: str, *, download: bool = False) -> Path | None:
+    """The folder holding ``ref``'s ``model_index.json`` without importing torch: a local
+    diffusers folder, or the hub repo's snapshot in the Hugging Face cache. With ``download``
+    (and the hub not offline), a hub repo's ``model_index.json`` and the component configs a
+    family hint reads are fetched first (small JSON files). None when it cannot be read."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return path if (path / "model_index.json").is_file() else None
+    if not _HUB_ID.match(ref):
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(ref, "model_index.json")
+    if isinstance(found, str):
+        return Path(found).parent
+    if not download or hub_offline():
+        return None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        index_file = Path(hf_hub_download(ref, "model_index.json"))
+        for component in ("transformer", "text_encoder"):  # what family hints read
+            try:
+                hf_hub_download(ref, f"{component}/config.json")
+            except Exception:  # a pipeline without that component
+                continue
+    except Exception:  # unreachable, gated, missing: the load says why
+        return None
+    return index_file.parent
+
+
+def has_weight_variant(folder: Path | None, variant: str) -> bool:
+    """Whether a diffusers folder (or cached snapshot) holds ``variant`` weight files, e.g.
+    ``unet/diffusion_pytorch_model.fp16.safetensors`` (diffusers' naming, sharded too)."""
+    if folder is None or not folder.is_dir():
+        return False
+    pattern = re.compile(rf"\.{re.escape(variant)}(-\d{{5}}-of-\d{{5}})?\.(safetensors|bin)$")
+    for component in folder.iterdir():
+        if (
+            component.is_dir()
+            and not component.name.startswith(".")
+            and any(pattern.search(child.name) for child in component.iterdir())
+        ):
+            return True
+    return False

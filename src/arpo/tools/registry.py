@@ -4,8 +4,10 @@ Generic code looks builders up here by ``(kind, name)`` and never imports the mo
 defines them. Two kinds:
 
 - ``"renderer"``: a :class:`RendererBuilder`, which turns a model reference into a
-  text-to-image backend (``build(ref, settings)``) and can say, before anything heavy is
-  imported, whether that reference can load (``check(ref)``). Built in: ``"diffusers"``.
+  text-to-image backend (``build(ref, settings)``, or ``build(ref, settings, profile=...)``
+  when it takes the family profile to render by) and can say, before anything heavy is
+  imported, whether that reference can load (``check(ref)``) and which model family it is
+  (``profile(ref, download)``). Built in: ``"diffusers"``.
 - ``"preset"``: a :data:`PresetBuilder`, ``(spec, root) -> PresetModels``: it builds the
   preset's models under ``root`` if they need building and says where they are. Built in:
   ``"tiny"`` (:mod:`arpo.tools.presets`).
@@ -19,6 +21,7 @@ known ones.
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from arpo.errors import InvalidOptionError
 
 if TYPE_CHECKING:
     from arpo.config import Settings
+    from arpo.tools.families import FamilyProfile
     from arpo.tools.presets import PresetModels
     from arpo.tools.t2i import Renderer
 
@@ -53,8 +57,30 @@ class RendererBuilder:
     first so that a missing model fails in about a second.
     """
 
-    build: Callable[[str, Settings], Renderer]
+    build: Callable[..., Renderer]
     check: Callable[[str], None] = _no_check
+    # (ref, download) -> the model's family, or None when it cannot tell (nothing to read);
+    # cheap like ``check``: with ``download`` it may fetch small JSON files, never weights
+    profile: Callable[[str, bool], FamilyProfile | None] | None = None
+
+    def make(self, ref: str, settings: Settings, profile: FamilyProfile | None = None) -> Renderer:
+        """Build the backend, handing it ``profile`` when ``build`` takes one."""
+        if profile is not None and _takes_profile(self.build):
+            return self.build(ref, settings, profile=profile)
+        return self.build(ref, settings)
+
+    def family(self, ref: str, *, download: bool = False) -> FamilyProfile | None:
+        return self.profile(ref, download) if self.profile is not None else None
+
+
+def _takes_profile(build: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(build).parameters
+    except (TypeError, ValueError):
+        return False
+    return "profile" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 _builders: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
@@ -142,15 +168,34 @@ def _check_diffusers(ref: str) -> None:
     check_diffusers_ref(ref, "ARPO_T2I_MODEL")
 
 
-def _build_diffusers(ref: str, settings: Settings) -> Renderer:
-    from arpo.tools.t2i import DiffusersRenderer
+def _build_diffusers(
+    ref: str, settings: Settings, profile: FamilyProfile | None = None
+) -> Renderer:
+    from arpo.tools.t2i import DiffusersRenderer, MemoryOptions
 
     return DiffusersRenderer.from_pretrained(
         ref,
         device=settings.device,
         dtype=settings.dtype,
         batch_size=settings.render_batch_size,
+        profile=profile,
+        memory=MemoryOptions.from_settings(settings),
+        true_cfg_scale=settings.true_cfg_scale,
     )
 
 
-register("renderer", "diffusers", RendererBuilder(build=_build_diffusers, check=_check_diffusers))
+def _diffusers_profile(ref: str, download: bool) -> FamilyProfile | None:
+    """The family from the model's ``model_index.json`` (a local folder, the Hugging Face
+    cache, or, with ``download`` and the hub online, fetched); None when there is none."""
+    from arpo.tools.families import detect_folder
+    from arpo.tools.loading import diffusers_folder
+
+    folder = diffusers_folder(ref, download=download)
+    return detect_folder(folder, ref) if folder is not None else None
+
+
+register(
+    "renderer",
+    "diffusers",
+    RendererBuilder(build=_build_diffusers, check=_check_diffusers, profile=_diffusers_profile),
+)

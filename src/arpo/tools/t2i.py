@@ -1,29 +1,64 @@
-"""Text-to-image rendering: the diffusers backend and the render cache in front of any backend."""
+"""Text-to-image rendering: the diffusers backend and the render cache in front of any backend.
+
+:class:`DiffusersRenderer` renders the way the model's family profile says
+(:mod:`arpo.tools.families`): it loads in the profile's dtype for the device (``ARPO_DTYPE``
+overrides), without a safety checker, with the memory settings (:class:`MemoryOptions`);
+it builds each call's keyword arguments from the profile and checks them against the
+pipeline's call signature (an argument the pipeline does not take is refused with its name,
+never a TypeError); every render is checked for NaN and all-black images (a
+:class:`~arpo.errors.RenderError` naming ``ARPO_DTYPE``); out of memory halves the batch and
+retries, and at one image stops with the settings that help.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from arpo.errors import InvalidOptionError
-from arpo.tools.devices import resolve_device, resolve_dtype
-from arpo.tools.loading import check_diffusers_ref, model_load_error
+from arpo.errors import InvalidOptionError, ModelNotAvailableError, RenderError
+from arpo.tools.devices import dtype_name, resolve_device
+from arpo.tools.families import (
+    UNKNOWN,
+    FamilyProfile,
+    check_negative_prompt,
+    check_render_options,
+    detect_folder,
+    profiles,
+)
+from arpo.tools.loading import (
+    check_diffusers_ref,
+    diffusers_folder,
+    has_weight_variant,
+    model_load_error,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
 
+    from arpo.config import Settings
     from arpo.tools.store import ArtifactStore
 
 log = logging.getLogger(__name__)
 
+#: true_cfg_scale for a true-CFG family (Flux) when a negative prompt is given (ARPO_TRUE_CFG_SCALE)
+DEFAULT_TRUE_CFG_SCALE = 4.0
+
+Offload = Literal["none", "model", "sequential"]
+Variant = Literal["auto", "fp16", "none"]
+
 
 @dataclass(frozen=True)
 class RenderParams:
-    """Everything besides prompt and seed that decides a render's pixels."""
+    """Everything besides prompt and seed that decides a render's pixels.
+
+    Sizes must be positive here; the family's multiple (8 for SD, 16 for SD3 and Flux, ...) is
+    checked where the family is known (:func:`arpo.tools.families.check_size`)."""
 
     negative_prompt: str = ""
     steps: int = 30
@@ -34,17 +69,19 @@ class RenderParams:
     def __post_init__(self) -> None:
         for name in ("width", "height"):
             value = getattr(self, name)
-            if value < 8 or value % 8:
+            if value < 1:
                 raise InvalidOptionError(
-                    f"{name}={value} is not usable: image sizes must be positive multiples of 8 "
-                    "(e.g. 512, 768)."
+                    f"{name}={value} is not usable: image sizes must be positive (e.g. 512, 768)."
                 )
         if self.steps < 1:
             raise InvalidOptionError(f"steps={self.steps} must be at least 1.")
 
 
 class Renderer(Protocol):
-    """Any text-to-image backend: one image per (prompt, seed) pair, deterministic."""
+    """Any text-to-image backend: one image per (prompt, seed) pair, deterministic.
+
+    A backend may also have ``profile`` (its :class:`~arpo.tools.families.FamilyProfile`) and
+    ``check_params(params)`` (refuse, before any render, what it cannot render)."""
 
     name: str
 
@@ -53,66 +90,472 @@ class Renderer(Protocol):
     ) -> list[Image.Image]: ...
 
 
-class DiffusersRenderer:
-    """A diffusers text-to-image pipeline (``AutoPipelineForText2Image``)."""
+@dataclass(frozen=True)
+class MemoryOptions:
+    """How a pipeline is made to fit: CPU offload (``model``: one component on the GPU at a
+    time; ``sequential``: layer by layer, least memory, slowest), VAE slicing (decode a batch
+    one image at a time) and tiling (decode large images in tiles), attention slicing, and
+    the fp16 weight variant (``auto``: when loading in float16 and the model has one)."""
 
-    def __init__(self, pipeline: Any, *, name: str, device: str, batch_size: int = 4) -> None:
+    offload: Offload = "none"
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    attention_slicing: bool = False
+    variant: Variant = "auto"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MemoryOptions:
+        return cls(
+            offload=settings.offload,
+            vae_slicing=settings.vae_slicing,
+            vae_tiling=settings.vae_tiling,
+            attention_slicing=settings.attention_slicing,
+            variant=settings.variant,
+        )
+
+
+# what each call argument stands for, in the words a user can act on
+_ARGUMENT_MEANS = {
+    "prompt": "the prompt",
+    "negative_prompt": "a negative prompt (--negative-prompt, option negative_prompt)",
+    "true_cfg_scale": "true classifier-free guidance, which its family needs to use a negative "
+    "prompt (ARPO_TRUE_CFG_SCALE)",
+    "guidance_scale": "a guidance scale (--guidance, option guidance)",
+    "num_inference_steps": "a number of steps (--steps, option steps)",
+    "width": "a width (--width)",
+    "height": "a height (--height)",
+    "generator": "per-image seeds (generator)",
+}
+
+
+@dataclass(frozen=True)
+class CallSignature:
+    """The keyword arguments a pipeline's ``__call__`` takes, by name.
+
+    A diffusers pipeline's ``**kwargs`` (SDXL's, for deprecated callbacks) swallows a name it
+    does not know without using it, so only named parameters count; a callable that takes
+    nothing but ``**kwargs`` (a wrapper) is taken at its word."""
+
+    names: frozenset[str]
+    any_keyword: bool  # only **kwargs: a wrapper that passes everything on
+
+    @classmethod
+    def of(cls, pipeline: Any) -> CallSignature:
+        try:
+            signature = inspect.signature(pipeline)
+        except (TypeError, ValueError):  # a builtin or C callable: take its word for it
+            return cls(frozenset(), True)
+        variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+        named = frozenset(p.name for p in signature.parameters.values() if p.kind not in variadic)
+        takes_any = any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()
+        )
+        return cls(named, takes_any and not named)
+
+    def takes(self, name: str) -> bool:
+        return self.any_keyword or name in self.names
+
+
+class DiffusersRenderer:
+    """A diffusers text-to-image pipeline (``AutoPipelineForText2Image``), rendered the way
+    its family profile says."""
+
+    def __init__(
+        self,
+        pipeline: Any,
+        *,
+        name: str,
+        device: str,
+        batch_size: int = 4,
+        profile: FamilyProfile | None = None,
+        true_cfg_scale: float = DEFAULT_TRUE_CFG_SCALE,
+        memory: MemoryOptions | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.name = name
         self.device = device
+        self.profile = profile or profiles()[UNKNOWN]
+        self.true_cfg_scale = true_cfg_scale
+        self.memory = memory or MemoryOptions()
+        self.signature = CallSignature.of(pipeline)
+        dtype = getattr(pipeline, "dtype", "")
+        self.dtype = str(dtype).removeprefix("torch.")
         # renders differ across devices and dtypes for the same seed: part of the cache key
-        self.cache_id = f"{name}|{device}|{getattr(pipeline, 'dtype', '')}"
+        self.cache_id = f"{name}|{device}|{dtype}"
+        if self.profile.negative_prompt == "true_cfg":
+            self.cache_id += f"|true_cfg={true_cfg_scale:g}"
         self.batch_size = batch_size
 
     @classmethod
     def from_pretrained(
-        cls, ref: str, *, device: str = "auto", dtype: str = "auto", batch_size: int = 4
+        cls,
+        ref: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int = 4,
+        profile: FamilyProfile | None = None,
+        memory: MemoryOptions | None = None,
+        true_cfg_scale: float = DEFAULT_TRUE_CFG_SCALE,
     ) -> DiffusersRenderer:
+        """Load ``ref`` (a local diffusers folder or a hub id) in ``profile``'s dtype for the
+        device (detected from its ``model_index.json`` when not given; ``dtype`` other than
+        ``auto`` overrides), without a safety checker, placed by ``memory``."""
         source = check_diffusers_ref(ref, "ARPO_T2I_MODEL")
+        memory = memory or MemoryOptions()
         device = resolve_device(device)
-        torch_dtype = resolve_dtype(device, dtype)
+        folder = diffusers_folder(source, download=True)
+        if profile is None:
+            profile = detect_folder(folder, ref) if folder else profiles()[UNKNOWN]
+        chosen = dtype_name(device, dtype, profile)
+        index = _model_index(folder)
+        import torch
         from diffusers import AutoPipelineForText2Image
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
 
         diffusers_logging.disable_progress_bar()
         transformers_logging.disable_progress_bar()
+        kwargs: dict[str, Any] = {"dtype": getattr(torch, chosen)}
+        has_checker = _names_component(index, "safety_checker")
+        if "safety_checker" in index or (not index and profile.safety_checker):
+            kwargs.update(safety_checker=None, requires_safety_checker=False)
+        variant = choose_variant(memory.variant, chosen, folder)
         try:
-            pipeline = AutoPipelineForText2Image.from_pretrained(source, dtype=torch_dtype)
+            pipeline = _load_pipeline(AutoPipelineForText2Image, source, kwargs, variant, memory)
         except Exception as error:  # diffusers raises OSError, ValueError, EnvironmentError...
+            if is_out_of_memory(error):
+                raise RenderError(_load_oom_message(ref, device, chosen, memory)) from error
             raise model_load_error("text-to-image model", ref, "ARPO_T2I_MODEL", error) from error
-        pipeline = pipeline.to(device)
+        if has_checker:
+            log.info(
+                "%s: safety checker off (arpo scores every render, and its false positives "
+                "are black images)",
+                ref,
+            )
+        try:
+            applied = place_pipeline(pipeline, device, memory)
+        except Exception as error:
+            if is_out_of_memory(error):
+                raise RenderError(_load_oom_message(ref, device, chosen, memory)) from error
+            raise
         pipeline.set_progress_bar_config(disable=True)
-        log.info("loaded %s on %s (%s)", ref, device, torch_dtype)
-        return cls(pipeline, name=ref, device=device, batch_size=batch_size)
+        log.info(
+            "loaded %s on %s (%s, family %s%s%s)",
+            ref,
+            device,
+            chosen,
+            profile.name,
+            f", {variant} weights" if variant else "",
+            f", {', '.join(applied)}" if applied else "",
+        )
+        return cls(
+            pipeline,
+            name=ref,
+            device=device,
+            batch_size=batch_size,
+            profile=profile,
+            true_cfg_scale=true_cfg_scale,
+            memory=memory,
+        )
+
+    # ------------------------------------------------------------------ call arguments
+
+    def call_kwargs(
+        self, prompts: Sequence[str], params: RenderParams, generators: Any = None
+    ) -> dict[str, Any]:
+        """The keyword arguments of one pipeline call, as the family profile says; an
+        argument the pipeline does not take is refused (InvalidOptionError naming it)."""
+        count = len(prompts)
+        kwargs: dict[str, Any] = {
+            "prompt": list(prompts),
+            "num_inference_steps": params.steps,
+            "guidance_scale": params.guidance,  # Flux: its distilled guidance
+            "width": params.width,
+            "height": params.height,
+            "generator": generators,
+        }
+        negative = params.negative_prompt
+        if negative.strip():
+            check_negative_prompt(self.profile, negative)
+            kwargs["negative_prompt"] = [negative] * count
+            if self.profile.negative_prompt == "true_cfg":
+                kwargs["true_cfg_scale"] = self.true_cfg_scale
+        for name in kwargs:
+            if not self.signature.takes(name):
+                raise InvalidOptionError(self._not_taken(name))
+        if self.signature.takes("output_type"):
+            kwargs["output_type"] = "np"  # floats: NaN stays visible
+        return kwargs
+
+    def _not_taken(self, name: str) -> str:
+        pipeline = type(self.pipeline).__name__
+        means = _ARGUMENT_MEANS.get(name, name)
+        hint = {
+            "negative_prompt": "drop the negative prompt",
+            "true_cfg_scale": "drop the negative prompt, or update diffusers (pipelines of "
+            "this family take true_cfg_scale in recent versions)",
+        }.get(
+            name,
+            "drop that option, or set ARPO_FAMILY / ARPO_FAMILY_OVERRIDES to a family "
+            "that matches the model",
+        )
+        return (
+            f"{self.name} ({pipeline}, family {self.profile.name}) does not take `{name}`: "
+            f"{means} cannot be used with it; {hint}."
+        )
+
+    def check_params(self, params: RenderParams) -> None:
+        """Refuse, before any render, what this pipeline cannot render with ``params``."""
+        check_render_options(
+            self.profile,
+            width=params.width,
+            height=params.height,
+            negative_prompt=params.negative_prompt,
+        )
+        self.call_kwargs([""], params)
+
+    # ------------------------------------------------------------------ rendering
 
     def render(
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
     ) -> list[Image.Image]:
+        self.check_params(params)
+        images: list[Image.Image] = []
+        start = 0
+        while start < len(prompts):
+            size = self.batch_size
+            batch = list(prompts[start : start + size])
+            try:
+                images.extend(self._render_batch(batch, seeds[start : start + size], params))
+            except Exception as error:
+                if not is_out_of_memory(error):
+                    raise
+                _free_memory(self.device)
+                if len(batch) == 1:
+                    raise RenderError(self._oom_message(params)) from error
+                self.batch_size = max(1, len(batch) // 2)
+                log.warning(
+                    "out of memory rendering %d images at %dx%d; retrying %d at a time "
+                    "(ARPO_RENDER_BATCH_SIZE=%d avoids the retry)",
+                    len(batch),
+                    params.width,
+                    params.height,
+                    self.batch_size,
+                    self.batch_size,
+                )
+                continue
+            start += len(batch)
+        return images
+
+    def _render_batch(
+        self, prompts: list[str], seeds: Sequence[int], params: RenderParams
+    ) -> list[Image.Image]:
         import torch
 
-        images: list[Image.Image] = []
         generator_device = "cpu" if self.device == "mps" else self.device
-        for start in range(0, len(prompts), self.batch_size):
-            batch = list(prompts[start : start + self.batch_size])
-            generators = [
-                torch.Generator(generator_device).manual_seed(int(seed))
-                for seed in seeds[start : start + self.batch_size]
-            ]
-            with torch.inference_mode():
-                output = self.pipeline(
-                    prompt=batch,
-                    negative_prompt=[params.negative_prompt] * len(batch)
-                    if params.negative_prompt
-                    else None,
-                    num_inference_steps=params.steps,
-                    guidance_scale=params.guidance,
-                    width=params.width,
-                    height=params.height,
-                    generator=generators,
-                )
-            images.extend(output.images)
-        return images
+        generators = [torch.Generator(generator_device).manual_seed(int(seed)) for seed in seeds]
+        kwargs = self.call_kwargs(prompts, params, generators)
+        with torch.inference_mode():
+            output = self.pipeline(**kwargs)
+        return self.checked_images(output.images, params)
+
+    def checked_images(self, images: Any, params: RenderParams) -> list[Image.Image]:
+        """PIL images from a pipeline's output (floats, or PIL where it returns those);
+        NaN or all-black images stop with a RenderError naming ARPO_DTYPE."""
+        import numpy as np
+        from PIL import Image
+
+        if isinstance(images, list) and images and isinstance(images[0], Image.Image):
+            black = [i for i, image in enumerate(images) if not np.asarray(image).any()]
+            if black:
+                raise RenderError(self._bad_render_message("all-black", len(black), len(images)))
+            return list(images)
+        array = np.asarray(images.float().cpu() if hasattr(images, "cpu") else images)
+        if array.ndim == 3:
+            array = array[None, ...]
+        finite = np.isfinite(array).reshape(len(array), -1).all(axis=1)
+        if not finite.all():
+            bad = int((~finite).sum())
+            raise RenderError(self._bad_render_message("NaN", bad, len(array)))
+        black = ~array.reshape(len(array), -1).any(axis=1)
+        if black.any():
+            bad = int(black.sum())
+            raise RenderError(self._bad_render_message("all-black", bad, len(array)))
+        pixels = (array * 255).round().astype("uint8")
+        if pixels.shape[-1] == 1:
+            return [Image.fromarray(p.squeeze(-1), mode="L") for p in pixels]
+        return [Image.fromarray(p) for p in pixels]
+
+    def _bad_render_message(self, what: str, bad: int, total: int) -> str:
+        dtype = self.dtype or "its dtype"
+        if dtype == "float16":
+            fix = "set ARPO_DTYPE=bfloat16 (or float32)"
+        elif dtype == "bfloat16":
+            fix = "set ARPO_DTYPE=float32"
+        else:
+            fix = (
+                f"ARPO_DTYPE={dtype} already; the model's weights or its family settings are "
+                "likely wrong (check ARPO_T2I_MODEL and ARPO_FAMILY)"
+            )
+        detail = "every pixel 0" if what == "all-black" else "not a number"
+        return (
+            f"{self.name} ({self.profile.title}) rendered {what} images ({bad} of {total}, "
+            f"{detail}) in {dtype} on {self.device}: a numeric overflow, not a prompt to "
+            f"optimise; {fix}."
+        )
+
+    def _oom_message(self, params: RenderParams) -> str:
+        offload = {
+            "none": "ARPO_OFFLOAD=model (or sequential: slowest, least memory)",
+            "model": "ARPO_OFFLOAD=sequential (model offload is on already)",
+            "sequential": "a smaller model (sequential offload is on already)",
+        }[self.memory.offload]
+        helps = [offload]
+        if not self.memory.vae_tiling:
+            helps.append("ARPO_VAE_TILING=true")
+        if not self.memory.vae_slicing:
+            helps.append("ARPO_VAE_SLICING=true")
+        helps.append(f"a smaller --width/--height (now {params.width}x{params.height})")
+        helps.append("ARPO_RENDER_BATCH_SIZE=1 (this failed at one image per call already)")
+        return (
+            f"out of memory rendering one {params.width}x{params.height} image with {self.name} "
+            f"({self.profile.title}) on {self.device} ({self.dtype or 'its dtype'}), even one "
+            f"at a time. What helps: {'; '.join(helps)}."
+        )
+
+
+def _model_index(folder: Path | None) -> dict[str, Any]:
+    if folder is None:
+        return {}
+    try:
+        return json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _names_component(index: dict[str, Any], name: str) -> bool:
+    """Whether ``model_index.json`` names a real ``name`` component (``[null, null]`` is none)."""
+    entry = index.get(name)
+    return isinstance(entry, list) and any(part is not None for part in entry)
+
+
+def choose_variant(setting: str, dtype: str, folder: Path | None) -> str | None:
+    """The weight variant to load (ARPO_VARIANT): ``fp16`` asks for it; ``auto`` asks for
+    it when loading in float16 and the model's files (a local folder or cached snapshot)
+    include fp16 weights; ``none`` never."""
+    if setting == "none":
+        return None
+    if setting == "fp16":
+        return "fp16"
+    if setting != "auto":
+        raise InvalidOptionError(f"ARPO_VARIANT={setting} is unknown; use auto, fp16 or none.")
+    return "fp16" if dtype == "float16" and has_weight_variant(folder, "fp16") else None
+
+
+def _load_pipeline(
+    loader: Any, source: str, kwargs: dict[str, Any], variant: str | None, memory: MemoryOptions
+) -> Any:
+    if variant is None:
+        return loader.from_pretrained(source, **kwargs)
+    try:
+        return loader.from_pretrained(source, variant=variant, **kwargs)
+    except (OSError, ValueError) as error:
+        if memory.variant != "auto" and "variant" in str(error).lower():
+            raise ModelNotAvailableError(
+                f"'{source}' has no {variant} weights (ARPO_VARIANT={variant}): {error}. "
+                "Set ARPO_VARIANT=auto or none."
+            ) from error
+        if memory.variant != "auto":
+            raise
+        log.info("%s: no usable %s weights (%s); loading the full ones", source, variant, error)
+        return loader.from_pretrained(source, **kwargs)
+
+
+def place_pipeline(pipeline: Any, device: str, memory: MemoryOptions) -> list[str]:
+    """Put the pipeline on ``device`` as ``memory`` says; returns what was switched on."""
+    applied: list[str] = []
+    if memory.offload != "none" and device == "cpu":
+        log.warning("ARPO_OFFLOAD=%s does nothing on the CPU; ignored", memory.offload)
+    if memory.offload == "model" and device != "cpu":
+        pipeline.enable_model_cpu_offload(device=device)
+        applied.append("model CPU offload")
+    elif memory.offload == "sequential" and device != "cpu":
+        pipeline.enable_sequential_cpu_offload(device=device)
+        applied.append("sequential CPU offload")
+    else:
+        pipeline.to(device)
+    vae = getattr(pipeline, "vae", None)
+    for wanted, method, label in (
+        (memory.vae_slicing, "enable_slicing", "VAE slicing"),
+        (memory.vae_tiling, "enable_tiling", "VAE tiling"),
+    ):
+        if not wanted:
+            continue
+        try:
+            getattr(vae, method)()
+        except (AttributeError, NotImplementedError):
+            log.warning("%s is not available for %s; ignored", label, type(vae).__name__)
+            continue
+        applied.append(label)
+    if memory.attention_slicing:
+        try:
+            pipeline.enable_attention_slicing()
+        except (AttributeError, NotImplementedError, ValueError) as error:
+            log.warning("attention slicing is not available here (%s); ignored", error)
+        else:
+            applied.append("attention slicing")
+    return applied
+
+
+_OOM_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch's OutOfMemoryError (CUDA), a MemoryError, or a RuntimeError whose message says
+    out of memory (MPS, the CPU allocator)."""
+    if isinstance(error, MemoryError):
+        return True
+    try:
+        import torch
+
+        oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+        if isinstance(error, oom):
+            return True
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return isinstance(error, RuntimeError) and any(
+        word in str(error).lower() for word in _OOM_WORDS
+    )
+
+
+def _free_memory(device: str) -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if device.startswith("cuda") and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        elif device == "mps" and torch.backends.mps.is_available():
+            torch.mps.empty_cache()
+    except Exception:  # freeing is best effort
+        pass
+
+
+def _load_oom_message(ref: str, device: str, dtype: str, memory: MemoryOptions) -> str:
+    helps = (
+        "ARPO_OFFLOAD=model (or sequential: slowest, least memory)"
+        if memory.offload == "none"
+        else "ARPO_OFFLOAD=sequential"
+        if memory.offload == "model"
+        else "a smaller model"
+    )
+    return (
+        f"out of memory loading {ref} on {device} in {dtype}. What helps: {helps}; "
+        "ARPO_DEVICE=cpu as a last resort (slow)."
+    )
 
 
 class RenderCache:

@@ -20,6 +20,7 @@ from arpo.tools.loading import looks_like_path
 if TYPE_CHECKING:
     from arpo.tools.chat import StructuredChat
     from arpo.tools.clip import ClipScorer
+    from arpo.tools.families import FamilyProfile
     from arpo.tools.phrases import Interrogator, OfflineProposer, PhraseRanker
     from arpo.tools.presets import PresetModels
     from arpo.tools.registry import RendererBuilder
@@ -48,6 +49,7 @@ class Toolbox:
             "store": store,
         }
         self._lock = threading.RLock()
+        self._profile: FamilyProfile | None = None
 
     def _get(self, name: str, build: Any) -> Any:
         if self._given.get(name) is None:
@@ -65,9 +67,93 @@ class Toolbox:
         return prepare_preset(self.settings.preset, self.settings.presets_dir)
 
     @property
+    def profile(self) -> FamilyProfile:
+        """The text-to-image model's family profile (:mod:`arpo.tools.families`), decided
+        without importing torch: a backend handed in says its own (it renders by it);
+        else ``ARPO_FAMILY`` names one, or the renderer builder detects it from the model
+        (a diffusers model's ``model_index.json``: a local folder or the Hugging Face cache;
+        ``unknown`` when neither holds it yet); then the preset's ``family_overrides`` and
+        ``ARPO_FAMILY_OVERRIDES`` replace values. Final once the backend is loaded."""
+        given = self._given.get("backend")
+        own = getattr(given, "profile", None) if given is not None else None
+        if own is not None:
+            return own
+        if self._profile is not None:
+            return self._profile
+        profile, final = self._choose_profile(download=False)
+        if final:
+            self._profile = profile
+        return profile
+
+    def _choose_profile(self, *, download: bool) -> tuple[FamilyProfile, bool]:
+        """The profile from the settings and the model, and whether it is final (read from
+        the model, or forced by ARPO_FAMILY) rather than a stand-in."""
+        from arpo.tools.families import UNKNOWN, profile_named, profiles
+
+        settings = self.settings
+        if settings.family:
+            profile, final = profile_named(settings.family), True
+        else:
+            builder, ref = self.renderer_choice()
+            detected = builder.family(ref, download=download)
+            profile, final = (detected, True) if detected else (profiles()[UNKNOWN], False)
+        preset = self.preset
+        if preset and preset.family_overrides:
+            profile = profile.with_overrides(preset.family_overrides)
+        if settings.family_overrides:
+            profile = profile.with_overrides(settings.family_overrides)
+        return profile, final
+
+    def option_defaults_for(
+        self,
+        reference_size: tuple[int, int] | None = None,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> dict[str, Any]:
+        """Run-option defaults that suit the models: the family's steps and guidance, its
+        native area at the reference's aspect ratio (:func:`~arpo.tools.families.size_for`;
+        the native square without a reference), under the preset's ``option_defaults`` (a
+        size there is fixed). With one of ``width``/``height`` given (the user's), the other
+        follows the reference's aspect ratio. The caller's options go over these."""
+        from arpo.tools.families import size_for
+
+        profile = self.profile
+        preset = dict(self.preset.option_defaults) if self.preset else {}
+        preset_width, preset_height = preset.pop("width", None), preset.pop("height", None)
+        if width is None and height is None:  # a preset's fixed size, if it has one
+            width, height = preset_width, preset_height
+        size = size_for(profile, reference_size, width=width, height=height)
+        defaults: dict[str, Any] = {
+            "steps": profile.steps,
+            "guidance": profile.guidance,
+            "width": size[0],
+            "height": size[1],
+        }
+        return {**defaults, **preset}
+
+    @property
     def option_defaults(self) -> dict[str, Any]:
-        """Run-option defaults that suit the models (the tiny preset renders small and fast)."""
-        return dict(self.preset.option_defaults) if self.preset else {}
+        """:meth:`option_defaults_for` without a reference: the family's native square."""
+        return self.option_defaults_for()
+
+    def check_render_params(self, params: Any) -> None:
+        """Refuse, before any render, what the model cannot render: sizes off the family's
+        multiple, a negative prompt it would ignore, an argument its pipeline does not take
+        (the backend's own check, when it is loaded and has one)."""
+        from arpo.tools.families import check_render_options
+
+        backend = self._given.get("backend")
+        check = getattr(backend, "check_params", None) if backend is not None else None
+        if check is not None:
+            check(params)
+            return
+        check_render_options(
+            self.profile,
+            width=params.width,
+            height=params.height,
+            negative_prompt=params.negative_prompt,
+        )
 
     @property
     def store(self) -> ArtifactStore:
@@ -91,7 +177,9 @@ class Toolbox:
 
         def build() -> Renderer:
             builder, ref = self.renderer_choice()
-            return builder.build(ref, self.settings)
+            # now that the model is about to load, its family may be read from the hub too
+            self._profile, _ = self._choose_profile(download=True)
+            return builder.make(ref, self.settings, self._profile)
 
         return self._get("backend", build)
 
@@ -107,7 +195,9 @@ class Toolbox:
             from arpo.tools.clip import ClipScorer
 
             model, pretrained = self.clip_choice()
-            return ClipScorer.from_pretrained(model, pretrained, device=self.settings.device)
+            return ClipScorer.from_pretrained(
+                model, pretrained, device=self.settings.device, dtype=self.settings.clip_dtype
+            )
 
         return self._get("scorer", build)
 
@@ -212,8 +302,23 @@ class Toolbox:
             say(f"embedding the phrase vocabulary ({start}/{len(phrases)} phrases)")
             self.scorer.encode_texts(phrases[start : start + chunk])
 
+    def describe_family(self) -> dict[str, Any]:
+        """The family profile a run renders by, as its record and report show it
+        (:meth:`~arpo.tools.families.FamilyProfile.describe`), with the dtype the loaded
+        backend renders in and the settings that shaped the profile."""
+        described = dict(self.profile.describe())
+        backend = self._given.get("backend")
+        dtype = getattr(backend, "dtype", None) if backend is not None else None
+        if dtype:
+            described["dtype"] = str(dtype)
+        if self.settings.family:
+            described["forced_by"] = "ARPO_FAMILY"
+        if self.settings.family_overrides:
+            described["overrides"] = dict(self.settings.family_overrides)
+        return described
+
     def describe_models(self) -> dict[str, str | None]:
-        """Model names for reports, without loading anything."""
+        """Model names (and the family's) for reports, without loading anything."""
         settings = self.settings
         given_backend = self._given.get("backend")
         given_scorer = self._given.get("scorer")
@@ -230,7 +335,7 @@ class Toolbox:
             clip = f"{settings.clip_model}/{settings.clip_pretrained}"
         chat = self._given.get("chat")
         llm = chat.name if chat else (settings.llm_model if settings.llm_configured else None)
-        return {"t2i": t2i, "clip": clip, "llm": llm}
+        return {"t2i": t2i, "clip": clip, "llm": llm, "family": self.profile.name}
 
     def model_identity(self) -> dict[str, str | None]:
         """What picks the models, in names that do not depend on the data directory.

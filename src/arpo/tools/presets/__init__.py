@@ -66,6 +66,8 @@ class PresetModels:
     provider: str | None = None
     t2i_name: str = ""
     clip_name: str = ""
+    # family profile values this preset's models need (the tiny models render at 128 px)
+    family_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def t2i_identity(self) -> str:
@@ -93,7 +95,8 @@ def prepare_preset(name: str, presets_dir: Path) -> PresetModels:
     """Build the preset's models on first use (once per data directory) and say where they are.
 
     The builders are looked up by the names the preset's JSON gives; the JSON's own entries
-    (renderer, provider, option defaults, vocabulary components) override the builder's.
+    (renderer, provider, option defaults, vocabulary components, family overrides) override
+    the builder's.
     """
     spec = preset_spec(name)
     provider = spec.get("provider")
@@ -110,6 +113,7 @@ def prepare_preset(name: str, presets_dir: Path) -> PresetModels:
             **models.vocabulary_components,
             **spec.get("vocabulary_components", {}),
         },
+        family_overrides={**models.family_overrides, **spec.get("family_overrides", {})},
     )
 
 
