@@ -35,16 +35,14 @@ def presets_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-FAMILY_PRESETS = ("tiny-sdxl", "tiny-sd3", "tiny-flux")
-
-
 @pytest.fixture(scope="session")
 def family_presets_home(presets_home: Path) -> Path:
     """``presets_home`` with the tiny SDXL, SD3 and Flux presets built too (once a session),
     so a test that links ``presets_home / "presets"`` into its own data directory sees them."""
     from arpo.tools.presets import prepare_preset
+    from arpo.tools.presets.tiny_families import TINY_FAMILIES
 
-    for name in FAMILY_PRESETS:
+    for name in TINY_FAMILIES:
         prepare_preset(name, presets_home / "presets")
     return presets_home
 

@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FAMILY_PRESETS
 from safetensors.torch import load_file
 
 from arpo.config import Settings
 from arpo.tools.families import detect_family, read_model_index
 from arpo.tools.presets import PresetModels, prepare_preset, preset_spec
-from arpo.tools.presets.tiny_families import t5_tokenizer_offline
+from arpo.tools.presets.tiny_families import TINY_FAMILIES, t5_tokenizer_offline
 from arpo.tools.t2i import RenderParams
 from arpo.tools.toolbox import Toolbox
 
@@ -33,11 +32,11 @@ TOKENIZERS = {
 T5_ENCODER = {"tiny-sd3": "text_encoder_3", "tiny-flux": "text_encoder_2"}
 RED_FOX_CLIP = [49406, 320, 736, 3240, 49407]
 
-presets = pytest.mark.parametrize("name", FAMILY_PRESETS)
+presets = pytest.mark.parametrize("name", TINY_FAMILIES)
 
 
 def test_every_family_preset_is_tested():
-    assert set(FAMILY_PRESETS) == set(FAMILY) == set(PIPELINE) == set(TOKENIZERS)
+    assert set(TINY_FAMILIES) == set(FAMILY) == set(PIPELINE) == set(TOKENIZERS)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +47,7 @@ def pipelines(family_presets_home: Path) -> dict:
 
     diffusers_logging.disable_progress_bar()
     loaded = {}
-    for name in FAMILY_PRESETS:
+    for name in TINY_FAMILIES:
         folder = family_presets_home / "presets" / name / "t2i"
         pipeline = AutoPipelineForText2Image.from_pretrained(folder)
         pipeline.set_progress_bar_config(disable=True)
@@ -69,9 +68,10 @@ def test_preset_says_where_its_models_are(family_presets_home, name):
     assert (models.t2i_identity, models.clip_identity) == (f"{name}/t2i", "tiny/clip")
     assert models.renderer == "diffusers"
     assert models.provider == "arpo.tools.presets.tiny_families"
-    defaults = models.option_defaults
-    assert defaults["steps"] == 2 and defaults["width"] == defaults["height"] == 64
-    assert defaults["width"] % 16 == 0  # every family's multiple (SD3 and Flux: 16)
+    # small and fast, stated as the family's values so runs follow the family's size rules
+    family = preset_spec(name)["family_overrides"]
+    assert family["steps"] == 2 and family["native_size"] == 64
+    assert family["native_size"] % 16 == 0  # every family's multiple (SD3 and Flux: 16)
     assert not [p for p in (root / name).iterdir() if p.name.startswith(".")]
 
 
@@ -87,16 +87,17 @@ def test_saved_folder_is_detected_as_its_family(family_presets_home, name):
 def test_loads_through_auto_pipeline_and_renders(pipelines, name):
     pipeline = pipelines[name]
     assert type(pipeline).__name__ == PIPELINE[name]
-    options = preset_spec(name)["option_defaults"]
+    family = preset_spec(name)["family_overrides"]
+    side = family["native_size"]
     image = pipeline(
         "a red fox",
-        width=options["width"],
-        height=options["height"],
-        num_inference_steps=options["steps"],
-        guidance_scale=options["guidance"],
+        width=side,
+        height=side,
+        num_inference_steps=family["steps"],
+        guidance_scale=family["guidance"],
         generator=torch.Generator().manual_seed(0),
     ).images[0]
-    assert image.size == (options["width"], options["height"])
+    assert image.size == (side, side)
     pixels = np.asarray(image, dtype=np.float32)
     assert np.isfinite(pixels).all() and pixels.std() > 1.0  # noise, not a black or flat image
 
@@ -197,7 +198,7 @@ def test_a_fresh_build_is_the_same_model_and_shares_tiny_clip(family_presets_hom
 
 
 def test_settings_accept_every_packaged_preset(tmp_path):
-    for name in ("none", "tiny", "demo", *FAMILY_PRESETS):
+    for name in ("none", "tiny", "demo", *TINY_FAMILIES):
         assert Settings(home=tmp_path, preset=name).preset == name
     with pytest.raises(ValueError, match="tiny-flux"):
         Settings(home=tmp_path, preset="tiny-sd4")

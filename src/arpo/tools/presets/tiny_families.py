@@ -168,6 +168,8 @@ def build_tiny_flux(spec: dict[str, Any], root: Path) -> PresetModels:
     return tiny_preset_models(spec, root, _build_tiny_flux_t2i)
 
 
-registry.register("preset", "tiny-sdxl", build_tiny_sdxl)
-registry.register("preset", "tiny-sd3", build_tiny_sd3)
-registry.register("preset", "tiny-flux", build_tiny_flux)
+BUILDERS = {"tiny-sdxl": build_tiny_sdxl, "tiny-sd3": build_tiny_sd3, "tiny-flux": build_tiny_flux}
+TINY_FAMILIES = tuple(BUILDERS)  # the preset names, for whoever builds them all (tests)
+
+for _name, _builder in BUILDERS.items():
+    registry.register("preset", _name, _builder)
