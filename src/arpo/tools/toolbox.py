@@ -17,6 +17,7 @@ from arpo.config import Settings
 if TYPE_CHECKING:
     from arpo.tools.chat import StructuredChat
     from arpo.tools.clip import ClipScorer
+    from arpo.tools.families import FamilyProfile
     from arpo.tools.phrases import Interrogator, OfflineProposer, PhraseRanker
     from arpo.tools.presets import PresetModels
     from arpo.tools.registry import RendererBuilder
@@ -65,6 +66,30 @@ class Toolbox:
     def option_defaults(self) -> dict[str, Any]:
         """Run-option defaults that suit the models (the tiny preset renders small and fast)."""
         return dict(self.preset.option_defaults) if self.preset else {}
+
+    @cached_property
+    def profile(self) -> FamilyProfile:
+        """The configured text-to-image model's family, read without loading it: from the
+        ``model_index.json`` of its local folder (or of its cached hub snapshot), else SD 1.x.
+        """
+        from pathlib import Path
+
+        from arpo.tools.families import detect_family, profile_named, read_model_index
+
+        _, ref = self._renderer_choice()
+        folder: Path | None = Path(ref).expanduser()
+        if not (folder / "model_index.json").is_file():
+            from huggingface_hub import try_to_load_from_cache
+
+            try:
+                cached = try_to_load_from_cache(ref, "model_index.json")
+            except ValueError:  # not a hub id either
+                cached = None
+            folder = Path(cached).parent if isinstance(cached, str) else None
+        if folder is None:
+            return profile_named("sd1")
+        index, configs = read_model_index(folder)
+        return detect_family(index, ref, configs)
 
     @property
     def store(self) -> ArtifactStore:
