@@ -13,8 +13,10 @@ from arpo.remix import (
     check_component,
     compose,
     decompose_offline,
-    target_for_model,
+    target_for,
 )
+from arpo.tools.families import profile_named
+from arpo.tools.tokens import budget_for, estimated_tokens
 from arpo.tools.vocabulary import load_vocabulary, split_phrases
 
 PROMPT = (
@@ -83,14 +85,29 @@ def test_a_single_phrase_over_the_limit_is_kept_and_flagged() -> None:
     assert composed.cut == [] and composed.over_limit
 
 
-def test_long_text_encoders_get_sentences_without_a_limit() -> None:
-    target = target_for_model("black-forest-labs/FLUX.1-dev")
-    assert target == PromptTarget(form="sentences", max_tokens=None)
-    assert target_for_model("stable-diffusion-v1-5/stable-diffusion-v1-5").max_tokens == 75
+def test_long_text_encoders_get_sentences_within_their_t5_limit() -> None:
+    budget = budget_for(profile_named("flux-dev"))
+    target = target_for(budget)
+    assert target == PromptTarget(form="sentences", max_tokens=511)  # T5 512, less its </s>
+    assert not budget.limit.exact  # no pipeline tokenizer at hand: T5 tokens estimated
+    assert target.count_tokens("a red fox") == estimated_tokens("a red fox")
+    assert target_for(budget_for(profile_named("sd1"))) == PromptTarget("tags", 75)
+    assert target_for(budget_for(profile_named("sdxl"))) == PromptTarget("tags", 75)
+    assert target_for(budget_for(profile_named("sd3"))) == PromptTarget("sentences", 255)
     parts = decompose_offline(PROMPT, load_vocabulary())
-    text = compose(parts, target).prompt
-    assert text.startswith("A red fox, in a misty forest, close-up. Oil painting")
-    assert text.endswith("Highly detailed.")
+    composed = compose(parts, target)
+    assert composed.prompt.startswith("A red fox, in a misty forest, close-up. Oil painting")
+    assert composed.prompt.endswith("Highly detailed.")
+    assert composed.cut == [] and composed.max_tokens == 511
+
+
+def test_sentences_past_the_t5_limit_are_cut_least_important_first() -> None:
+    details = [f"intricate detail number {k}" for k in range(120)]
+    parts = PromptParts(content=["a red fox"], medium=["oil painting"], detail=details)
+    composed = compose(parts, target_for(budget_for(profile_named("sd3"))))
+    assert estimated_tokens(composed.prompt) == composed.tokens <= 255
+    assert composed.cut and set(composed.cut) <= set(details)
+    assert composed.prompt.startswith("A red fox. Oil painting.")
 
 
 def test_demo_world_words_map_to_content_style_and_setting() -> None:

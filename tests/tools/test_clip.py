@@ -11,6 +11,7 @@ from PIL import Image
 
 from arpo.errors import ModelNotAvailableError
 from arpo.tools.clip import ClipScorer, check_clip_ref
+from arpo.tools.tokens import clip_token_count
 
 
 class CountingModel:
@@ -155,6 +156,76 @@ def test_image_similarity_of_an_image_to_itself_is_one(tiny_models):
     scores = scorer.image_similarity(embeddings, embeddings[0])
     assert scores[0] == pytest.approx(1.0, abs=1e-5)
     assert all(s < 0.9999 for s in scores[1:])
+
+
+# --------------------------------------------------------------------------- chunked scoring
+
+SHARED = ", ".join(f"a small detail number {k}" for k in range(16))  # about 96 CLIP tokens
+
+
+def test_a_text_within_the_context_is_embedded_whole_as_before(tiny_models):
+    scorer = fresh(tiny_models)
+    text = "a red square on a blue background, flat graphic"
+    assert scorer.context_length == 77
+    assert scorer.token_count(text) == clip_token_count(text)
+    assert scorer.chunks(text) == [(text, clip_token_count(text))]
+    with torch.inference_mode():
+        direct = scorer.model.encode_text(scorer.tokenizer([text])).float()[0]
+    assert torch.allclose(scorer.encode_texts([text])[0], direct / direct.norm(), atol=1e-6)
+
+
+def test_a_long_text_is_scored_in_chunks_of_whole_phrases(tiny_models):
+    scorer = fresh(tiny_models)
+    assert clip_token_count(SHARED) > 75
+    chunks = scorer.chunks(SHARED)
+    assert len(chunks) == 2
+    assert all(tokens == clip_token_count(chunk) <= 75 for chunk, tokens in chunks)
+    assert ", ".join(chunk for chunk, _ in chunks) == SHARED  # every phrase, in order, once
+    # the embedding: chunk embeddings averaged by their token counts, normalised again
+    rows = fresh(tiny_models).encode_texts([chunk for chunk, _ in chunks])
+    weights = torch.tensor([float(tokens) for _, tokens in chunks])
+    mean = (weights[:, None] * rows).sum(dim=0) / weights.sum()
+    embedded = scorer.encode_texts([SHARED])[0]
+    assert torch.allclose(embedded, mean / mean.norm(), atol=1e-6)
+    assert embedded.norm() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_words_past_the_context_change_the_score(tiny_models):
+    scorer = fresh(tiny_models)
+    reference = scorer.encode_images(images()[:1])[0]
+    red, blue = f"{SHARED}, a red square", f"{SHARED}, a blue circle at night"
+    # open_clip alone truncates both to the same 77 tokens: it cannot tell them apart
+    assert torch.equal(scorer.tokenizer([red]), scorer.tokenizer([blue]))
+    with torch.inference_mode():
+        truncated = scorer.model.encode_text(scorer.tokenizer([red, blue])).float()
+    assert torch.equal(truncated[0], truncated[1])
+    scores = scorer.text_similarity([SHARED, red, blue], reference)
+    assert len({round(score, 6) for score in scores}) == 3
+
+
+def test_chunks_are_batched_and_cached_like_texts(counted):
+    scorer, model = counted  # batch size 4
+    long_texts = [f"{SHARED}, a red square", f"{SHARED}, a blue circle"]
+    scorer.encode_texts([*long_texts, "a cat"])
+    # "a cat" and three distinct chunks (the first chunk is shared): one batch of 4
+    assert model.text_batches == [4]
+    scorer.encode_texts(long_texts)
+    assert model.text_batches == [4]
+    first_chunk = scorer.chunks(long_texts[0])[0][0]
+    scorer.encode_texts([first_chunk])  # a chunk is cached as a text of its own
+    assert model.text_batches == [4]
+
+
+def test_a_tokenizer_it_cannot_ask_is_never_chunked(tiny_models):
+    shared = tiny_models.scorer
+
+    def opaque(texts):
+        return shared.tokenizer(texts)
+
+    scorer = ClipScorer(shared.model, shared.preprocess, opaque, name="opaque")
+    assert scorer.token_count(SHARED) is None
+    assert scorer.chunks(SHARED) == [(SHARED, 0)]
+    assert scorer.encode_texts([SHARED]).shape == (1, 32)
 
 
 # --------------------------------------------------------------------------- reference checks

@@ -233,3 +233,25 @@ def test_one_per_prompt_categories_are_replaced_not_added():
         sum(vocab.category_of(p) == "background" for p in split_phrases(c)) <= 1 for c in candidates
     )
     assert "a cat, red wall, a dog" in candidates  # subjects may still be added
+
+
+def test_only_edits_within_the_token_limit_are_scored_and_proposed():
+    from arpo.tools.families import profile_named
+    from arpo.tools.tokens import budget_for, clip_token_count
+
+    long_phrases = [f"a very long phrase about thing number {k}" for k in range(9)]
+    vocab = Vocabulary.from_mapping(
+        {"subject": ["a cat", "a dog"], "detail": ["grain", *long_phrases]}
+    )
+    scorer = WordScorer({phrase: 1.0 for phrase in long_phrases})  # the long ones score best
+    budget = budget_for(profile_named("sd1"))
+    prompt = ", ".join(["a cat", *long_phrases[:8]])  # 74 tokens: near the 75 limit
+    assert budget.fits(prompt) and not budget.fits(f"{prompt}, {long_phrases[8]}")
+    proposer = OfflineProposer(scorer, vocab)
+    unlimited = proposer.propose(prompt, REFERENCE, 100, random.Random(0))
+    assert any(not budget.fits(c) for c in unlimited)  # without a limit it adds the sixth
+    scorer.calls.clear()
+    limited = proposer.propose(prompt, REFERENCE, 100, random.Random(0), fits=budget.fits)
+    assert limited and all(clip_token_count(c) <= 75 for c in limited)
+    assert all(budget.fits(text) for call in scorer.calls for text in call)  # nothing else scored
+    assert prompt.replace("a cat", "a dog") in limited  # an edit of the same length still fits

@@ -80,13 +80,16 @@ def decompose(
 
 
 def compose(parts: PromptParts, *, toolbox: Toolbox | None = None) -> Composed:
-    """``parts`` as one prompt for the configured text-to-image model (comma-separated and
-    cut to 75 CLIP tokens for CLIP-encoder models, sentences for long text encoders)."""
+    """``parts`` as one prompt for the configured text-to-image model, as its family's token
+    budget says (comma-separated and cut to 75 CLIP tokens for CLIP-encoder models, sentences
+    within the T5 limit for long text encoders). Nothing is loaded: without the pipeline's
+    tokenizer, T5 tokens are estimated (:func:`arpo.tools.tokens.estimated_tokens`)."""
     from arpo.remix.compose import compose as compose_parts
-    from arpo.remix.compose import target_for_model
+    from arpo.remix.compose import target_for
+    from arpo.tools.tokens import budget_for
 
     toolbox = toolbox or get_toolbox()
-    return compose_parts(parts, target_for_model(toolbox.describe_models()["t2i"] or ""))
+    return compose_parts(parts, target_for(budget_for(toolbox.profile)))
 
 
 def edit_prompt(

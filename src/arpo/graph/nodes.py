@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from functools import wraps
+from functools import cached_property, wraps
 from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
@@ -21,6 +21,8 @@ from arpo.objective import score_key
 if TYPE_CHECKING:
     import torch
 
+    from arpo.remix.compose import Fitted
+    from arpo.tools.tokens import TokenBudget
     from arpo.tools.toolbox import Toolbox
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,41 @@ class Nodes:
         self.tools = toolbox
 
     # -- helpers ------------------------------------------------------------------------
+
+    @cached_property
+    def budget(self) -> TokenBudget:
+        """What the model's text encoders read (counted with the loaded pipeline's own
+        tokenizers where it has them) and the prompt style its family wants."""
+        from arpo.tools.tokens import budget_for
+
+        return budget_for(self.tools.profile, getattr(self.tools.backend, "pipeline", None))
+
+    def fit(self, prompt: str) -> Fitted:
+        """``prompt`` cut at phrase boundaries to what the model reads (unchanged if it fits)."""
+        from arpo.remix.compose import fit_prompt
+        from arpo.remix.decompose import component_of
+
+        vocabulary = self.tools.vocabulary
+        preset = self.tools.preset
+        overrides = dict(preset.vocabulary_components) if preset else {}
+        return fit_prompt(
+            prompt,
+            self.budget.max_tokens,
+            count_tokens=self.budget.count,
+            component_of=lambda phrase: component_of(phrase, vocabulary, overrides),
+        )
+
+    def fit_all(self, found: list[str], current: str) -> tuple[list[str], str | None]:
+        """Candidates cut to what the model reads (the current prompt and repeats dropped),
+        and a note saying what was cut, if anything."""
+        fitted = [self.fit(candidate) for candidate in found]
+        kept = [f.prompt for f in fitted if f.prompt and f.prompt != current]
+        over = [f for f in fitted if f.cut]
+        if not over:
+            return list(dict.fromkeys(kept)), None
+        dropped = "; ".join(dict.fromkeys(phrase for f in over for phrase in f.cut))
+        note = f"{len(over)} of {len(found)} candidates cut to {self.budget.describe()}: {dropped}"
+        return list(dict.fromkeys(kept)), note
 
     def reference_embedding(self, state: ArpoState) -> torch.Tensor:
         return self.tools.scorer.encode_stored([state["reference"]], self.tools.store.get_image)[0]
@@ -90,19 +127,27 @@ class Nodes:
         prompt = (state.get("initial_prompt") or "").strip() or self.caption(
             state, reference, use_llm
         )
-        score = self.tools.scorer.text_similarity([prompt], reference)[0]
+        fitted = self.fit(prompt)
+        note = None
+        if fitted.cut:
+            note = f"starting prompt cut to {self.budget.describe()}: {'; '.join(fitted.cut)}"
+            log.info(note)
+        score = self.tools.scorer.text_similarity([fitted.prompt], reference)[0]
         return {
-            "prompt": prompt,
+            "prompt": fitted.prompt,
             "text_score": score,
             "iteration": 0,
             "stale": 0,
             "critique": None,
             "candidates": [],
+            "note": note,
             "stop_reason": None,
         }
 
     def caption(self, state: ArpoState, reference: torch.Tensor, use_llm: bool) -> str:
-        return caption_reference(self.tools, state["reference"], reference, use_llm)
+        return caption_reference(
+            self.tools, state["reference"], reference, use_llm, budget=self.budget
+        )
 
     @timed
     def generate(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
@@ -131,24 +176,33 @@ class Nodes:
             differences = chat.ask(prompts.Critique, [message]).differences
         except LLMOutputError as error:
             log.warning("critique failed: %s", error)
-            return {"critique": None, "note": "critique unavailable: malformed LLM output"}
-        return {"critique": [d.strip() for d in differences if d.strip()], "note": None}
+            note = _notes(state.get("note"), "critique unavailable: malformed LLM output")
+            return {"critique": None, "note": note}
+        return {"critique": [d.strip() for d in differences if d.strip()]}
 
     @timed
     def propose(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
         options = runtime.context
         strategy = self.strategy(runtime)
-        note = state.get("note") if strategy == "enhanced" else None
+        note = state.get("note")  # this iteration's so far (select clears it)
         if strategy != "offline":
             try:
                 found = self.propose_with_llm(state, options, strategy)
-                return {"candidates": found, "proposer": "llm", "note": note}
+                found, cut = self.fit_all(found, state["prompt"])
+                if cut:
+                    log.info(cut)
+                return {"candidates": found, "proposer": "llm", "note": _notes(note, cut)}
             except LLMOutputError as error:
-                note = f"LLM output malformed twice; offline proposer used ({error})"
-                log.warning(note)
+                fallback = f"LLM output malformed twice; offline proposer used ({error})"
+                log.warning(fallback)
+                note = _notes(note, fallback)
         rng = random.Random(f"{options.seed}:{state['iteration']}")
         found = self.tools.offline_proposer.propose(
-            state["prompt"], self.reference_embedding(state), options.candidates, rng
+            state["prompt"],
+            self.reference_embedding(state),
+            options.candidates,
+            rng,
+            fits=self.budget.fits,
         )
         proposer = "offline" if strategy == "offline" else "offline (LLM fallback)"
         return {"candidates": found, "proposer": proposer, "note": note}
@@ -156,8 +210,11 @@ class Nodes:
     def propose_with_llm(self, state: ArpoState, options: RunOptions, strategy: str) -> list[str]:
         chat = self.tools.chat
         assert chat is not None
+        style = prompts.style_for(self.budget)
         if strategy == "vanilla":
-            text = prompts.VANILLA.format(prompt=state["prompt"], count=options.candidates)
+            text = prompts.VANILLA.format(
+                prompt=state["prompt"], count=options.candidates, style=style
+            )
         else:
             tried = sorted(
                 {r["prompt"]: r["text_score"] for r in state.get("history", [])}.items(),
@@ -169,6 +226,7 @@ class Nodes:
                 critique=prompts.bullet_list(state.get("critique") or []),
                 history=prompts.scored_list(tried),
                 count=options.candidates,
+                style=style,
             )
         answer = chat.ask(prompts.Candidates, [chat.user_message(text, self.llm_images(state))])
         found = [p.strip() for p in answer.prompts if p.strip() and p.strip() != state["prompt"]]
@@ -184,7 +242,10 @@ class Nodes:
         texts = list(dict.fromkeys([state["prompt"], *state["candidates"]]))
         scores = self.tools.scorer.text_similarity(texts, reference)
         ranked: list[Scored] = sorted(
-            ({"prompt": t, "text_score": s} for t, s in zip(texts, scores, strict=True)),
+            (
+                {"prompt": t, "text_score": s, "tokens": self.budget.counts(t)}
+                for t, s in zip(texts, scores, strict=True)
+            ),
             key=lambda c: c["text_score"],
             reverse=True,
         )
@@ -205,6 +266,7 @@ class Nodes:
             "text_score": chosen["text_score"],
             "candidates": ranked[:TOP_CANDIDATES_KEPT],
             "stale": 0 if improved else state.get("stale", 0) + 1,
+            "note": None,  # recorded; the next iteration starts without notes
             "history": [record],
         }
 
@@ -303,21 +365,38 @@ class Nodes:
 
 
 def caption_reference(
-    tools: Toolbox, reference: str, embedding: torch.Tensor, use_llm: bool
+    tools: Toolbox,
+    reference: str,
+    embedding: torch.Tensor,
+    use_llm: bool,
+    *,
+    budget: TokenBudget | None = None,
 ) -> str:
     """A starting prompt for the stored image ``reference``: the vision LLM's caption when
     ``use_llm`` and an LLM is configured (CLIP interrogation if its answer does not parse),
-    else CLIP interrogation of ``embedding`` over the phrase vocabulary."""
+    else CLIP interrogation of ``embedding`` over the phrase vocabulary. The LLM is asked for
+    the style of ``budget`` (default: the configured model family's, its T5 tokens estimated
+    rather than loading the model for its tokenizer)."""
     chat = tools.chat if use_llm else None
     if chat is None:
         return tools.interrogator.caption(embedding)
+    if budget is None:
+        from arpo.tools.tokens import budget_for
+
+        budget = budget_for(tools.profile)
     image = tools.store.get_image(reference)
-    message = chat.user_message(prompts.CAPTION, [("Image:", image)])
+    text = prompts.CAPTION.format(style=prompts.style_for(budget))
+    message = chat.user_message(text, [("Image:", image)])
     try:
         return chat.ask(prompts.Caption, [message]).prompt.strip()
     except LLMOutputError as error:
         log.warning("LLM caption failed (%s); using CLIP interrogation", error)
         return tools.interrogator.caption(embedding)
+
+
+def _notes(*notes: str | None) -> str | None:
+    """Notes joined into one, or None when there are none."""
+    return "; ".join(note for note in notes if note) or None
 
 
 def _better(candidate: Rendered, best: Rendered | None, objective: str) -> bool:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 
 class Scored(TypedDict):
     prompt: str
     text_score: float
+    tokens: NotRequired[dict[str, int]]  # the prompt in each text encoder's tokens
 
 
 class Rendered(TypedDict):
@@ -32,7 +33,7 @@ class ArpoState(TypedDict, total=False):
     critique: list[str] | None
     candidates: list[Scored]  # this iteration's proposals, scored, best first
     proposer: str  # who proposed them: "llm", "offline", "offline (LLM fallback)"
-    note: str | None
+    note: str | None  # what happened this iteration (a cut, a fallback); cleared by select
     best: Rendered
     stale: int  # iterations in a row without improvement
     elapsed_s: float  # wall time of finished nodes; survives resume

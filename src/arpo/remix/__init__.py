@@ -5,7 +5,7 @@ Plain functions over :class:`PromptParts`; :mod:`arpo.api` adds models, renders 
 
 from __future__ import annotations
 
-from arpo.remix.compose import Composed, PromptTarget, compose, target_for_model
+from arpo.remix.compose import Composed, Fitted, PromptTarget, compose, fit_prompt, target_for
 from arpo.remix.decompose import CATEGORY_COMPONENTS, decompose_offline
 from arpo.remix.edit import apply_instruction_offline, fuse_parts
 from arpo.remix.parts import (
@@ -22,12 +22,14 @@ __all__ = [
     "CONTENT_COMPONENTS",
     "STYLE_COMPONENTS",
     "Composed",
+    "Fitted",
     "PromptParts",
     "PromptTarget",
     "apply_instruction_offline",
     "check_component",
     "compose",
     "decompose_offline",
+    "fit_prompt",
     "fuse_parts",
-    "target_for_model",
+    "target_for",
 ]

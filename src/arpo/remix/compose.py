@@ -1,21 +1,36 @@
-"""Writing components back as a prompt the target model reads well.
+"""Writing components back as a prompt the target model reads well, and cutting prompts to
+what the model reads.
 
-CLIP-encoder models (Stable Diffusion 1.x/2.x, SDXL) get comma-separated phrases within 75
-tokens: phrases are cut, least important component first, until the prompt fits, and the cut
-phrases are reported. Models with long text encoders (T5: SD3, Flux, PixArt...) get sentences.
+The target follows the model's family (:func:`target_for`, from its
+:class:`~arpo.tools.tokens.TokenBudget`): CLIP-encoder models (Stable Diffusion 1.x/2.x, SDXL)
+get comma-separated phrases within 75 CLIP tokens; models with long text encoders (T5: SD3,
+Flux, PixArt...) get sentences within their T5 limit. A prompt over its limit loses whole
+phrases, least important component first (:data:`CUT_ORDER`), and the cut phrases are
+reported: :func:`compose` does so for components, :func:`fit_prompt` for a finished prompt (the
+loop's candidates), keeping the order of what stays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 from arpo.errors import InvalidOptionError
 from arpo.remix.parts import PromptParts
-from arpo.tools.tokens import CLIP_PROMPT_TOKENS, clip_token_count
+from arpo.tools.tokens import CLIP_PROMPT_TOKENS, TokenBudget, clip_token_count
 
-__all__ = ["CUT_ORDER", "Composed", "PromptTarget", "compose", "target_for_model"]
+__all__ = [
+    "CUT_ORDER",
+    "Composed",
+    "Fitted",
+    "PromptTarget",
+    "compose",
+    "cut_to_fit",
+    "fit_prompt",
+    "target_for",
+]
 
 PromptForm = Literal["tags", "sentences"]
 # Which component loses a phrase first when a prompt is too long.
@@ -29,23 +44,22 @@ CUT_ORDER: tuple[str, ...] = (
     "medium",
     "content",
 )
-_LONG_TEXT_MODELS = ("flux", "stable-diffusion-3", "sd3", "pixart", "sana", "hunyuan", "lumina")
 
 
 @dataclass(frozen=True)
 class PromptTarget:
-    """How the target model wants its prompt: ``max_tokens`` None means no limit to enforce."""
+    """How the target model wants its prompt: ``form``, and at most ``max_tokens`` tokens as
+    ``count_tokens`` counts them (None: no limit to enforce)."""
 
     form: PromptForm = "tags"
     max_tokens: int | None = CLIP_PROMPT_TOKENS
+    count_tokens: Callable[[str], int] = field(default=clip_token_count, compare=False)
 
 
-def target_for_model(model_name: str) -> PromptTarget:
-    """Long text encoders (by model name) get sentences; everything else CLIP-sized tags."""
-    lowered = model_name.lower()
-    if any(marker in lowered for marker in _LONG_TEXT_MODELS):
-        return PromptTarget(form="sentences", max_tokens=None)
-    return PromptTarget()
+def target_for(budget: TokenBudget) -> PromptTarget:
+    """The prompt a family's model reads well: its style, within what its longest-reading
+    text encoder reads, counted in that encoder's tokens."""
+    return PromptTarget(form=budget.style, max_tokens=budget.max_tokens, count_tokens=budget.count)
 
 
 @dataclass(frozen=True)
@@ -66,9 +80,10 @@ def compose(
     parts: PromptParts,
     target: PromptTarget | None = None,
     *,
-    count_tokens: Callable[[str], int] = clip_token_count,
+    count_tokens: Callable[[str], int] | None = None,
 ) -> Composed:
-    """``parts`` as one prompt for ``target`` (default: CLIP-sized comma-separated tags)."""
+    """``parts`` as one prompt for ``target`` (default: CLIP-sized comma-separated tags);
+    ``count_tokens`` overrides the target's counter."""
     target = target or PromptTarget()
     kept = list(parts.items())
     if not kept:
@@ -76,22 +91,116 @@ def compose(
             "nothing to compose: every prompt component is empty; give at least a content phrase."
         )
     write = _tags if target.form == "tags" else _sentences
-    text, cut = write(kept), []
     if target.max_tokens is None:
-        return Composed(text, parts.negative)
-    tokens = count_tokens(text)
-    while tokens > target.max_tokens and len(kept) > 1:
-        cut.insert(0, kept.pop(_next_cut(kept))[1])
-        text = write(kept)
-        tokens = count_tokens(text)
+        return Composed(write(kept), parts.negative)
+    kept, cut, text, tokens = cut_to_fit(
+        kept, write, count_tokens or target.count_tokens, target.max_tokens
+    )
     return Composed(text, parts.negative, tokens, target.max_tokens, cut)
 
 
-def _next_cut(kept: list[tuple[str, str]]) -> int:
+Item = TypeVar("Item", bound=tuple[str, ...])
+
+
+def cut_to_fit(
+    kept: Sequence[Item],
+    write: Callable[[list[Item]], str],
+    count_tokens: Callable[[str], int],
+    max_tokens: int,
+) -> tuple[list[Item], list[str], str, int]:
+    """Drop items ``(component, phrase, ...)`` until ``write(items)`` is within ``max_tokens``:
+    the last phrase of the least important component present first (:data:`CUT_ORDER`), never
+    the last item. Returns the items kept, the phrases cut (in prompt order), the text and its
+    token count (still over the limit when one phrase alone is)."""
+    kept = list(kept)
+    cut: list[str] = []
+    text = write(kept)
+    tokens = count_tokens(text)
+    while tokens > max_tokens and len(kept) > 1:
+        cut.insert(0, kept.pop(_next_cut(kept))[1])
+        text = write(kept)
+        tokens = count_tokens(text)
+    return kept, cut, text, tokens
+
+
+def _next_cut(kept: Sequence[tuple[str, ...]]) -> int:
     """Index of the last phrase of the least important component still present."""
-    present = {component for component, _ in kept}
-    victim = next(c for c in CUT_ORDER if c in present)
-    return max(i for i, (component, _) in enumerate(kept) if component == victim)
+    present = {item[0] for item in kept}
+    victim = next((c for c in CUT_ORDER if c in present), None)
+    if victim is None:  # components outside CUT_ORDER: the last phrase goes first
+        return len(kept) - 1
+    return max(i for i, item in enumerate(kept) if item[0] == victim)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A prompt cut to what the model reads: ``cut`` lists what was left out (phrases, or the
+    words cut off the end of a phrase too long alone), empty when it fitted as it was."""
+
+    prompt: str
+    tokens: int
+    max_tokens: int
+    cut: list[str] = field(default_factory=list)
+
+
+# phrase separators inside a sentence, and sentence ends
+_PHRASE = re.compile(r"[,;\n\r]+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def fit_prompt(
+    prompt: str,
+    max_tokens: int,
+    *,
+    count_tokens: Callable[[str], int],
+    component_of: Callable[[str], str],
+) -> Fitted:
+    """``prompt`` as the model reads it: unchanged when within ``max_tokens``, else cut at
+    phrase boundaries by :func:`cut_to_fit` (each phrase filed under ``component_of(phrase)``),
+    the order of the phrases kept and each sentence keeping its end; if one phrase alone is
+    still over, words are cut from its end. What is returned always fits (bar a single word
+    longer than the limit)."""
+    prompt = prompt.strip()
+    tokens = count_tokens(prompt)
+    if tokens <= max_tokens:
+        return Fitted(prompt, tokens, max_tokens)
+    items = [
+        (component_of(phrase), phrase, str(sentence), end)
+        for sentence, (text, end) in enumerate(_sentences_of(prompt))
+        for phrase in _phrases_of(text)
+    ]
+    kept, cut, text, tokens = cut_to_fit(items, _punctuated, count_tokens, max_tokens)
+    if tokens > max_tokens and kept:
+        words = text.split()
+        dropped: list[str] = []
+        while len(words) > 1 and count_tokens(" ".join(words)) > max_tokens:
+            dropped.insert(0, words.pop())
+        text = " ".join(words).rstrip(",;")
+        tokens = count_tokens(text)
+        cut.append(" ".join(dropped))
+    return Fitted(text, tokens, max_tokens, cut)
+
+
+def _sentences_of(prompt: str) -> list[tuple[str, str]]:
+    """Each sentence without its end mark, and the mark ("." or "" where there is none)."""
+    found = []
+    for sentence in _SENTENCE.split(prompt):
+        sentence = sentence.strip()
+        end = sentence[-1] if sentence and sentence[-1] in ".!?" else ""
+        found.append((sentence[: len(sentence) - len(end)], end))
+    return found
+
+
+def _phrases_of(sentence: str) -> list[str]:
+    return [phrase.strip() for phrase in _PHRASE.split(sentence) if phrase.strip()]
+
+
+def _punctuated(kept: list[tuple[str, str, str, str]]) -> str:
+    """Phrases joined with commas within their sentence, each sentence with its end mark."""
+    sentences: dict[str, tuple[list[str], str]] = {}
+    for _, phrase, sentence, end in kept:
+        sentences.setdefault(sentence, ([], end))[0].append(phrase)
+    return " ".join(", ".join(phrases) + end for phrases, end in sentences.values())
 
 
 def _tags(kept: list[tuple[str, str]]) -> str:

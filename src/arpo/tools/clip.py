@@ -6,12 +6,14 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arpo.errors import ModelNotAvailableError
 from arpo.tools.devices import clip_dtype_name, resolve_device
 from arpo.tools.loading import hub_offline, model_load_error
+from arpo.tools.tokens import CLIP_CONTEXT, hf_length, split_to_fit
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +31,10 @@ class ClipScorer:
     Embeddings are L2-normalised, so every similarity is a cosine in [-1, 1]. Text embeddings
     are cached by text (an LRU), image embeddings by a caller-given key (an artifact hash),
     so a reference is encoded once per process.
+
+    A text longer than the model's context (``context_length`` tokens, 77 for CLIP) is not
+    truncated: it is scored in chunks (:meth:`chunks`), so the score sees every token a long
+    text encoder (T5) reads; a text that fits is embedded exactly as before.
     """
 
     def __init__(
@@ -101,26 +107,92 @@ class ClipScorer:
             input_dtype=None if chosen == "float32" else getattr(torch, chosen),
         )
 
+    @property
+    def context_length(self) -> int:
+        """Tokens the text tower reads, its start and end markers included."""
+        return int(getattr(self.tokenizer, "context_length", None) or CLIP_CONTEXT)
+
+    @cached_property
+    def _token_length(self) -> Callable[[str], int] | None:
+        """Tokens the scorer's tokenizer makes of a text, markers included, untruncated: open_clip's
+        BPE tokenizer (``encode``) or a wrapped Hugging Face one (``tokenizer``); None for a
+        tokenizer it cannot ask (texts are then never chunked)."""
+        tokenizer = self.tokenizer
+        hf = getattr(tokenizer, "tokenizer", None)
+        if hf is not None and callable(hf):
+            clean = getattr(tokenizer, "clean_fn", None) or (lambda text: text)
+            return lambda text: hf_length(hf, clean(text))
+        encode = getattr(tokenizer, "encode", None)
+        if encode is not None and hasattr(tokenizer, "sot_token_id"):
+            return lambda text: len(encode(text)) + 2
+        return None
+
+    @cached_property
+    def _markers(self) -> int:
+        length = self._token_length
+        return 0 if length is None else length("")
+
+    def token_count(self, text: str) -> int | None:
+        """Prompt tokens of ``text`` as this scorer's tokenizer counts them (markers not
+        counted); None when the tokenizer cannot be asked."""
+        length = self._token_length
+        return None if length is None else length(text) - self._markers
+
+    def chunks(self, text: str) -> list[tuple[str, int]]:
+        """The pieces ``text`` is scored in, with their token counts: the text itself when it
+        fits the context, else consecutive phrases and sentences packed into pieces that
+        each fit (:func:`~arpo.tools.tokens.split_to_fit`)."""
+        length = self._token_length
+        if length is None:
+            return [(text, 0)]
+        whole = length(text)
+        if whole <= self.context_length:
+            return [(text, whole - self._markers)]
+        markers = self._markers
+        return split_to_fit(
+            text, lambda piece: length(piece) - markers, self.context_length - markers
+        )
+
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        """Normalised embeddings, one row per text; only uncached texts reach the model."""
+        """Normalised embeddings, one row per text; only uncached texts reach the model.
+
+        A text over the context is embedded in chunks (:meth:`chunks`): each chunk is embedded
+        and normalised, the chunks are averaged weighted by their token counts, and the mean
+        is normalised again. Chunks are cached like any text.
+        """
         import torch
 
         with self._lock:
             # rows gathered locally first: storing new rows may evict ones this call needs
             found = {t: self._texts[t] for t in dict.fromkeys(texts) if t in self._texts}
             missing = [t for t in dict.fromkeys(texts) if t not in found]
-            for start in range(0, len(missing), self.batch_size):
-                chunk = missing[start : start + self.batch_size]
-                tokens = self.tokenizer(chunk).to(self.device)
-                with torch.inference_mode():
-                    features = self.model.encode_text(tokens).float()
-                found.update(
-                    zip(chunk, torch.nn.functional.normalize(features, dim=-1).cpu(), strict=True)
-                )
+            pieces = {t: self.chunks(t) for t in missing}
+            long = {t: p for t, p in pieces.items() if len(p) > 1}
+            plain = [t for t in missing if t not in long]
+            parts = [c for p in long.values() for c, _ in p if c not in found]
+            self._embed(list(dict.fromkeys([*plain, *parts])), found)
+            for text, chunks in long.items():
+                weights = torch.tensor([float(max(tokens, 1)) for _, tokens in chunks])
+                rows = torch.stack([found[chunk] for chunk, _ in chunks])
+                mean = (weights[:, None] * rows).sum(dim=0) / weights.sum()
+                found[text] = torch.nn.functional.normalize(mean, dim=-1)
             for text, row in found.items():
                 self._remember(self._texts, text, row)
             rows = [found[t] for t in texts]
         return torch.stack(rows) if rows else torch.empty(0)
+
+    def _embed(self, texts: list[str], found: dict[str, torch.Tensor]) -> None:
+        """Embed ``texts`` (each within the context) in batches into ``found``."""
+        import torch
+
+        for start in range(0, len(texts), self.batch_size):
+            chunk = texts[start : start + self.batch_size]
+            tokens = self.tokenizer(chunk).to(self.device)
+            with torch.inference_mode():
+                features = self.model.encode_text(tokens).float()
+            found.update(
+                zip(chunk, torch.nn.functional.normalize(features, dim=-1).cpu(), strict=True)
+            )
 
     def encode_images(
         self, images: Sequence[Image.Image], keys: Sequence[str] | None = None

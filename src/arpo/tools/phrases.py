@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -127,15 +128,25 @@ class OfflineProposer:
         self.ranker = ranker or PhraseRanker(scorer, vocabulary)
 
     def propose(
-        self, prompt: str, reference: torch.Tensor, count: int, rng: random.Random
+        self,
+        prompt: str,
+        reference: torch.Tensor,
+        count: int,
+        rng: random.Random,
+        fits: Callable[[str], bool] | None = None,
     ) -> list[str]:
+        """The best ``count`` single edits of ``prompt``; with ``fits``, only edits it accepts
+        (those within the text encoder's token limit) are scored and proposed."""
         current = split_phrases(prompt)
         edits = self._edits(current, self._slots(current, reference, rng))
         edits.pop(join_phrases(current), None)
+        if fits is not None:
+            edits = {text: place for text, place in edits.items() if fits(text)}
         fine = [
-            join_phrases([*current[:i], option, *current[i + 1 :]])
+            text
             for i, phrase in enumerate(current)
             for option in self.vocabulary.neighbours(phrase)
+            if (text := join_phrases([*current[:i], option, *current[i + 1 :]])) in edits
         ]
         texts = list(dict.fromkeys(fine))[: self.max_edits]
         kept = set(texts)
