@@ -47,7 +47,7 @@ def test_the_tiny_preset_passes_every_check(tiny_settings: Settings) -> None:
     assert [check.check for check in diagnosis.checks] == NAMES
     checks = by_name(diagnosis)
     assert "tiny/t2i (preset tiny): local folder" in checks["t2i model"].detail
-    assert checks["family"].detail.startswith("sd1 (Stable Diffusion 1.x): 512 px")
+    assert checks["family"].detail.startswith("sd1 (Stable Diffusion 1.x): 128 px")  # tiny's own
     assert "tokens 77" in checks["family"].detail
     assert checks["device"].detail.startswith(("cpu", "cuda", "mps"))
     assert "ARPO_DTYPE=auto" in checks["dtype"].detail

@@ -12,7 +12,6 @@ one that works). Heavy libraries are imported inside the checks.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -173,30 +172,13 @@ def check_t2i(toolbox: Toolbox) -> tuple[Check, FamilyProfile | None]:
 
 
 def model_family(toolbox: Toolbox) -> FamilyProfile | None:
-    """The text-to-image model's family, read without loading it: from a local folder's
-    ``model_index.json``, or a cached hub repo's; None when it cannot be read yet.
+    """The text-to-image model's family as the Toolbox renders by it (``ARPO_FAMILY``, or
+    read from the model's ``model_index.json`` without loading it); None while it cannot be
+    read yet (a hub model not downloaded)."""
+    from arpo.tools.families import UNKNOWN
 
-    (One place to swap for ``Toolbox.profile`` once the Toolbox knows its family.)"""
-    from arpo.tools.families import detect_family, profile_named, read_model_index
-
-    override = getattr(toolbox.settings, "family", None)  # ARPO_FAMILY, where it exists
-    if isinstance(override, str) and override not in ("", "auto"):
-        return profile_named(override)
-    _, ref = toolbox.renderer_choice()
-    path = Path(ref).expanduser()
-    if path.is_dir() and (path / "model_index.json").is_file():
-        index, configs = read_model_index(path)
-        return detect_family(index, ref, configs)
-    found = _hub_file(ref, "model_index.json")
-    if not found:
-        return None
-    index = json.loads(Path(found).read_text())
-    configs: dict[str, dict[str, Any]] = {}
-    for component in index:
-        config = None if component.startswith("_") else _hub_file(ref, f"{component}/config.json")
-        if config:
-            configs[component] = json.loads(Path(config).read_text())
-    return detect_family(index, ref, configs)
+    profile = toolbox.profile
+    return None if profile.name == UNKNOWN else profile
 
 
 def check_family(toolbox: Toolbox, profile: FamilyProfile | None, available: bool) -> Check:

@@ -155,30 +155,6 @@ class Toolbox:
             negative_prompt=params.negative_prompt,
         )
 
-    @cached_property
-    def profile(self) -> FamilyProfile:
-        """The configured text-to-image model's family, read without loading it: from the
-        ``model_index.json`` of its local folder (or of its cached hub snapshot), else SD 1.x.
-        """
-        from pathlib import Path
-
-        from arpo.tools.families import detect_family, profile_named, read_model_index
-
-        _, ref = self._renderer_choice()
-        folder: Path | None = Path(ref).expanduser()
-        if not (folder / "model_index.json").is_file():
-            from huggingface_hub import try_to_load_from_cache
-
-            try:
-                cached = try_to_load_from_cache(ref, "model_index.json")
-            except ValueError:  # not a hub id either
-                cached = None
-            folder = Path(cached).parent if isinstance(cached, str) else None
-        if folder is None:
-            return profile_named("sd1")
-        index, configs = read_model_index(folder)
-        return detect_family(index, ref, configs)
-
     @property
     def store(self) -> ArtifactStore:
         from arpo.tools.store import ArtifactStore
