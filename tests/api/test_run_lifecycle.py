@@ -274,6 +274,9 @@ def test_resume_uses_the_runs_models_and_refuses_others(demo_toolbox, tiny_toolb
         api.resume(run_id, toolbox=tiny_here)
     with pytest.raises(InvalidOptionError, match="preset=demo, but preset=tiny is set"):
         api.resume(run_id, settings=demo_toolbox.settings.model_copy(update={"preset": "tiny"}))
+    forced = demo_toolbox.settings.model_copy(update={"family": "sdxl"})
+    with pytest.raises(InvalidOptionError, match="family=None, but family=sdxl is set"):
+        api.resume(run_id, settings=forced)
     assert api.run_details(run_id, settings=demo_toolbox.settings).resumable
 
     # nothing asked for: the run's own (demo) models, though the settings name none

@@ -13,7 +13,14 @@ if TYPE_CHECKING:
     from arpo.tools.toolbox import Toolbox
 
 # The settings that pick the models; a run records them so that its models travel with it.
-MODEL_SETTINGS = ("preset", "t2i_model", "clip_model", "clip_pretrained")
+MODEL_SETTINGS = (
+    "preset",
+    "t2i_model",
+    "clip_model",
+    "clip_pretrained",
+    "family",
+    "family_overrides",
+)
 
 _toolboxes: dict[str, Toolbox] = {}
 
