@@ -20,14 +20,8 @@ from render_fakes import FakePipeline, Recording, pipeline_class
 from arpo.errors import InvalidOptionError, ModelNotAvailableError, RenderError
 from arpo.tools.devices import clip_dtype_name, dtype_name
 from arpo.tools.families import profile_named
-from arpo.tools.t2i import (
-    DiffusersRenderer,
-    MemoryOptions,
-    RenderParams,
-    choose_variant,
-    is_out_of_memory,
-    place_pipeline,
-)
+from arpo.tools.pipelines import MemoryOptions, choose_variant, is_out_of_memory, place_pipeline
+from arpo.tools.t2i import DiffusersRenderer, RenderParams
 
 FAMILIES = {
     "sdxl": "StableDiffusionXLPipeline",

@@ -171,7 +171,8 @@ def _check_diffusers(ref: str) -> None:
 def _build_diffusers(
     ref: str, settings: Settings, profile: FamilyProfile | None = None
 ) -> Renderer:
-    from arpo.tools.t2i import DiffusersRenderer, MemoryOptions
+    from arpo.tools.pipelines import MemoryOptions
+    from arpo.tools.t2i import DiffusersRenderer
 
     return DiffusersRenderer.from_pretrained(
         ref,

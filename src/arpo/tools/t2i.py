@@ -18,10 +18,9 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from arpo.errors import InvalidOptionError, ModelNotAvailableError, RenderError
+from arpo.errors import InvalidOptionError, RenderError
 from arpo.tools.devices import dtype_name, resolve_device
 from arpo.tools.families import (
     UNKNOWN,
@@ -31,26 +30,28 @@ from arpo.tools.families import (
     detect_folder,
     profiles,
 )
-from arpo.tools.loading import (
-    check_diffusers_ref,
-    diffusers_folder,
-    has_weight_variant,
-    model_load_error,
+from arpo.tools.loading import check_diffusers_ref, diffusers_folder, model_load_error
+from arpo.tools.pipelines import (
+    MemoryOptions,
+    choose_variant,
+    free_memory,
+    is_out_of_memory,
+    load_oom_message,
+    load_pipeline,
+    model_index,
+    names_component,
+    place_pipeline,
 )
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from arpo.config import Settings
     from arpo.tools.store import ArtifactStore
 
 log = logging.getLogger(__name__)
 
 #: true_cfg_scale for a true-CFG family (Flux) when a negative prompt is given (ARPO_TRUE_CFG_SCALE)
 DEFAULT_TRUE_CFG_SCALE = 4.0
-
-Offload = Literal["none", "model", "sequential"]
-Variant = Literal["auto", "fp16", "none"]
 
 
 @dataclass(frozen=True)
@@ -88,30 +89,6 @@ class Renderer(Protocol):
     def render(
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
     ) -> list[Image.Image]: ...
-
-
-@dataclass(frozen=True)
-class MemoryOptions:
-    """How a pipeline is made to fit: CPU offload (``model``: one component on the GPU at a
-    time; ``sequential``: layer by layer, least memory, slowest), VAE slicing (decode a batch
-    one image at a time) and tiling (decode large images in tiles), attention slicing, and
-    the fp16 weight variant (``auto``: when loading in float16 and the model has one)."""
-
-    offload: Offload = "none"
-    vae_slicing: bool = False
-    vae_tiling: bool = False
-    attention_slicing: bool = False
-    variant: Variant = "auto"
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> MemoryOptions:
-        return cls(
-            offload=settings.offload,
-            vae_slicing=settings.vae_slicing,
-            vae_tiling=settings.vae_tiling,
-            attention_slicing=settings.attention_slicing,
-            variant=settings.variant,
-        )
 
 
 # what each call argument stands for, in the words a user can act on
@@ -208,7 +185,7 @@ class DiffusersRenderer:
         if profile is None:
             profile = detect_folder(folder, ref) if folder else profiles()[UNKNOWN]
         chosen = dtype_name(device, dtype, profile)
-        index = _model_index(folder)
+        index = model_index(folder)
         import torch
         from diffusers import AutoPipelineForText2Image
         from diffusers.utils import logging as diffusers_logging
@@ -217,15 +194,15 @@ class DiffusersRenderer:
         diffusers_logging.disable_progress_bar()
         transformers_logging.disable_progress_bar()
         kwargs: dict[str, Any] = {"dtype": getattr(torch, chosen)}
-        has_checker = _names_component(index, "safety_checker")
+        has_checker = names_component(index, "safety_checker")
         if "safety_checker" in index or (not index and profile.safety_checker):
             kwargs.update(safety_checker=None, requires_safety_checker=False)
         variant = choose_variant(memory.variant, chosen, folder)
         try:
-            pipeline = _load_pipeline(AutoPipelineForText2Image, source, kwargs, variant, memory)
+            pipeline = load_pipeline(AutoPipelineForText2Image, source, kwargs, variant, memory)
         except Exception as error:  # diffusers raises OSError, ValueError, EnvironmentError...
             if is_out_of_memory(error):
-                raise RenderError(_load_oom_message(ref, device, chosen, memory)) from error
+                raise RenderError(load_oom_message(ref, device, chosen, memory)) from error
             raise model_load_error("text-to-image model", ref, "ARPO_T2I_MODEL", error) from error
         if has_checker:
             log.info(
@@ -237,7 +214,7 @@ class DiffusersRenderer:
             applied = place_pipeline(pipeline, device, memory)
         except Exception as error:
             if is_out_of_memory(error):
-                raise RenderError(_load_oom_message(ref, device, chosen, memory)) from error
+                raise RenderError(load_oom_message(ref, device, chosen, memory)) from error
             raise
         pipeline.set_progress_bar_config(disable=True)
         log.info(
@@ -331,7 +308,7 @@ class DiffusersRenderer:
             except Exception as error:
                 if not is_out_of_memory(error):
                     raise
-                _free_memory(self.device)
+                free_memory(self.device)
                 if len(batch) == 1:
                     raise RenderError(self._oom_message(params)) from error
                 self.batch_size = max(1, len(batch) // 2)
@@ -423,139 +400,6 @@ class DiffusersRenderer:
             f"({self.profile.title}) on {self.device} ({self.dtype or 'its dtype'}), even one "
             f"at a time. What helps: {'; '.join(helps)}."
         )
-
-
-def _model_index(folder: Path | None) -> dict[str, Any]:
-    if folder is None:
-        return {}
-    try:
-        return json.loads((folder / "model_index.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _names_component(index: dict[str, Any], name: str) -> bool:
-    """Whether ``model_index.json`` names a real ``name`` component (``[null, null]`` is none)."""
-    entry = index.get(name)
-    return isinstance(entry, list) and any(part is not None for part in entry)
-
-
-def choose_variant(setting: str, dtype: str, folder: Path | None) -> str | None:
-    """The weight variant to load (ARPO_VARIANT): ``fp16`` asks for it; ``auto`` asks for
-    it when loading in float16 and the model's files (a local folder or cached snapshot)
-    include fp16 weights; ``none`` never."""
-    if setting == "none":
-        return None
-    if setting == "fp16":
-        return "fp16"
-    if setting != "auto":
-        raise InvalidOptionError(f"ARPO_VARIANT={setting} is unknown; use auto, fp16 or none.")
-    return "fp16" if dtype == "float16" and has_weight_variant(folder, "fp16") else None
-
-
-def _load_pipeline(
-    loader: Any, source: str, kwargs: dict[str, Any], variant: str | None, memory: MemoryOptions
-) -> Any:
-    if variant is None:
-        return loader.from_pretrained(source, **kwargs)
-    try:
-        return loader.from_pretrained(source, variant=variant, **kwargs)
-    except (OSError, ValueError) as error:
-        if memory.variant != "auto" and "variant" in str(error).lower():
-            raise ModelNotAvailableError(
-                f"'{source}' has no {variant} weights (ARPO_VARIANT={variant}): {error}. "
-                "Set ARPO_VARIANT=auto or none."
-            ) from error
-        if memory.variant != "auto":
-            raise
-        log.info("%s: no usable %s weights (%s); loading the full ones", source, variant, error)
-        return loader.from_pretrained(source, **kwargs)
-
-
-def place_pipeline(pipeline: Any, device: str, memory: MemoryOptions) -> list[str]:
-    """Put the pipeline on ``device`` as ``memory`` says; returns what was switched on."""
-    applied: list[str] = []
-    if memory.offload != "none" and device == "cpu":
-        log.warning("ARPO_OFFLOAD=%s does nothing on the CPU; ignored", memory.offload)
-    if memory.offload == "model" and device != "cpu":
-        pipeline.enable_model_cpu_offload(device=device)
-        applied.append("model CPU offload")
-    elif memory.offload == "sequential" and device != "cpu":
-        pipeline.enable_sequential_cpu_offload(device=device)
-        applied.append("sequential CPU offload")
-    else:
-        pipeline.to(device)
-    vae = getattr(pipeline, "vae", None)
-    for wanted, method, label in (
-        (memory.vae_slicing, "enable_slicing", "VAE slicing"),
-        (memory.vae_tiling, "enable_tiling", "VAE tiling"),
-    ):
-        if not wanted:
-            continue
-        try:
-            getattr(vae, method)()
-        except (AttributeError, NotImplementedError):
-            log.warning("%s is not available for %s; ignored", label, type(vae).__name__)
-            continue
-        applied.append(label)
-    if memory.attention_slicing:
-        try:
-            pipeline.enable_attention_slicing()
-        except (AttributeError, NotImplementedError, ValueError) as error:
-            log.warning("attention slicing is not available here (%s); ignored", error)
-        else:
-            applied.append("attention slicing")
-    return applied
-
-
-_OOM_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory")
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """torch's OutOfMemoryError (CUDA), a MemoryError, or a RuntimeError whose message says
-    out of memory (MPS, the CPU allocator)."""
-    if isinstance(error, MemoryError):
-        return True
-    try:
-        import torch
-
-        oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-        if isinstance(error, oom):
-            return True
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return isinstance(error, RuntimeError) and any(
-        word in str(error).lower() for word in _OOM_WORDS
-    )
-
-
-def _free_memory(device: str) -> None:
-    import gc
-
-    gc.collect()
-    try:
-        import torch
-
-        if device.startswith("cuda") and torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        elif device == "mps" and torch.backends.mps.is_available():
-            torch.mps.empty_cache()
-    except Exception:  # freeing is best effort
-        pass
-
-
-def _load_oom_message(ref: str, device: str, dtype: str, memory: MemoryOptions) -> str:
-    helps = (
-        "ARPO_OFFLOAD=model (or sequential: slowest, least memory)"
-        if memory.offload == "none"
-        else "ARPO_OFFLOAD=sequential"
-        if memory.offload == "model"
-        else "a smaller model"
-    )
-    return (
-        f"out of memory loading {ref} on {device} in {dtype}. What helps: {helps}; "
-        "ARPO_DEVICE=cpu as a last resort (slow)."
-    )
 
 
 class RenderCache:
