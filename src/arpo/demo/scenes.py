@@ -31,10 +31,10 @@ from arpo.demo.world import (
 
 __all__ = [
     "ATTRIBUTES",
+    "AttributeScore",
     "Background",
     "Scene",
     "SceneObject",
-    "AttributeScore",
     "attribute_hits",
     "attribute_recall",
     "attribute_score",
