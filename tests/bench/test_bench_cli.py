@@ -39,6 +39,23 @@ def test_bench_command_prints_the_summary_and_writes_the_files(bench_cli, tmp_pa
         assert (out / name).is_file()
         assert str(out / name) in result.stdout
     assert "bench 4/4" in result.stderr  # the progress bar over every pair
+    assert "judge: the search's own CLIP (not held out)" in result.stdout
+    assert "paired against" not in result.stdout  # no ARPO method ran
+
+
+def test_bench_command_pairs_against_the_method_asked_and_refuses_the_own_judge(
+    bench_cli, tmp_path
+) -> None:
+    out = tmp_path / "bench"
+    args = ("bench", "demo:2", "--methods", "interrogate", "--seeds", "1", "--out", out)
+    result = bench_cli(*args, "--against", "interrogate-best")
+    assert result.exit_code == 0, result.output
+    assert "paired against interrogate-best" in result.stdout
+    assert "| interrogate-fast | 2 |" in result.stdout.split("paired against")[1]
+    from arpo.demo.clip_model import demo_clip_dir
+
+    result = bench_cli(*args, "--judge", f"local-dir:{demo_clip_dir()}")
+    assert result.exit_code == 2 and "--judge same" in result.stderr
 
 
 def test_bench_command_reports_bad_input_in_one_line(bench_cli, tmp_path) -> None:

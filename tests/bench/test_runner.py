@@ -33,6 +33,7 @@ def test_a_bench_writes_results_summary_and_report(demo_toolbox: Toolbox, tmp_pa
     assert len(done) == 6
     for row in done:
         assert 0 < row["attribute_recall"] <= 1 and -1 <= row["image_score"] <= 1
+        assert 0 <= row["attribute_precision"] <= 1 and 0 <= row["attribute_f1"] <= 1
         assert row["true_text_score"] is not None and row["prompt_tokens"] > 0
         assert row["renders"] <= 6 and (row["renders"] > 0) == METHODS[row["method"]].renders
         assert len(row["best_by_render"]) == row["renders"]
@@ -45,11 +46,19 @@ def test_a_bench_writes_results_summary_and_report(demo_toolbox: Toolbox, tmp_pa
     stats = summary["summary"]["random-search"]
     assert stats["images"] == 2 and stats["metrics"]["image_score"]["n"] == 2
     assert summary["summary"]["arpo-vanilla"]["skipped"] == 2
+    assert summary["judge"]["held_out"] is False  # the default: said plainly
+    paired = summary["paired"]
+    assert paired["reference"] == "arpo-offline" and "arpo-offline" not in paired["methods"]
+    fast = paired["methods"]["interrogate-fast"]
+    assert fast["images"] == 2 and fast["metrics"]["attribute_f1"]["n"] == 2
+    assert paired["methods"]["arpo-vanilla"]["images"] == 0  # skipped: nothing to pair
 
     report = (out / "report.html").read_text()
     assert "Best score against renders spent" in report and "<polyline" in report
     assert report.count('src="images/scene-10000-1obj/reference.png"') == 1
     assert "arpo-offline" in report and "no LLM configured" in report
+    assert "Paired against arpo-offline" in report and "not held out" in report
+    assert "attribute F1" in report and "attribute precision" in report
     assert [e["done"] for e in events if e["event"] == "pair"] == list(range(1, 9))
     assert events[0] == {"event": "started", "total": 8, "out_dir": str(out.resolve())}
 

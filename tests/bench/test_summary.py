@@ -58,3 +58,56 @@ def test_markdown_table_has_a_row_per_method_and_drops_empty_columns() -> None:
     assert lines[0] == "| method | images | text-image | renders |"
     assert lines[2].startswith("| x | 2 (1 failed) | 0.300 ± ")
     assert lines[3] == "| y | skipped | - | - |"
+
+
+def _rows(method: str, scores: dict[str, float | None], status: str = "done") -> list[dict]:
+    return [
+        {"image": image, "method": method, "status": status, "attribute_f1": value}
+        for image, value in scores.items()
+    ]
+
+
+def test_paired_differences_have_the_known_mean_and_student_t_interval() -> None:
+    from arpo.bench.summary import paired_summary
+
+    arpo = {"a": 0.50, "b": 0.60, "c": 0.70, "d": 0.80}
+    # differences against arpo: -0.1, -0.2, -0.3 on a, b, c; d is missing for the baseline,
+    # e only the baseline has, f is None for the baseline, g failed for arpo
+    baseline = {"a": 0.40, "b": 0.40, "c": 0.40, "e": 0.90, "f": None, "g": 0.1}
+    rows = _rows("arpo-offline", arpo) + _rows("baseline", baseline)
+    rows += _rows("arpo-offline", {"f": 0.3}) + _rows("arpo-offline", {"g": 0.5}, "failed")
+    paired = paired_summary(rows, ["attribute_f1"], ["baseline", "arpo-offline"], "arpo-offline")
+    assert paired["reference"] == "arpo-offline" and list(paired["methods"]) == ["baseline"]
+    entry = paired["methods"]["baseline"]
+    assert entry["images"] == 4  # a, b, c and f both finished; f has no baseline value
+    stat = entry["metrics"]["attribute_f1"]
+    assert stat["n"] == 3 and stat["mean"] == pytest.approx(-0.2)
+    assert stat["ci95"] == pytest.approx(4.303 * 0.1 / math.sqrt(3))  # sd of the differences
+
+
+def test_a_constant_difference_has_a_zero_interval_though_the_scores_vary() -> None:
+    from arpo.bench.summary import paired_markdown, paired_summary
+
+    arpo = {"a": 0.1, "b": 0.5, "c": 0.9}
+    rows = _rows("arpo-offline", arpo) + _rows("x", {k: v + 0.05 for k, v in arpo.items()})
+    paired = paired_summary(rows, ["attribute_f1"], ["x", "arpo-offline"], "arpo-offline")
+    stat = paired["methods"]["x"]["metrics"]["attribute_f1"]
+    assert stat["mean"] == pytest.approx(0.05) and stat["ci95"] == pytest.approx(0.0, abs=1e-12)
+    unpaired = summarize(rows, ["attribute_f1"], ["x", "arpo-offline"])["x"]["metrics"]
+    assert unpaired["attribute_f1"]["ci95"] > 0.5  # the per-method interval hides it
+    text = paired_markdown(paired).splitlines()
+    assert text[0].startswith("paired against arpo-offline")
+    assert text[1] == "| method | images | attribute F1 |"
+    assert text[3] == "| x | 3 | +0.050 ± 0.000 |"
+
+
+def test_the_reference_is_arpo_offline_else_the_first_arpo_method_or_the_one_asked() -> None:
+    from arpo.bench.summary import reference_method
+    from arpo.errors import InvalidOptionError
+
+    assert reference_method(["pez", "arpo-vanilla", "arpo-offline"]) == "arpo-offline"
+    assert reference_method(["pez", "arpo-enhanced", "arpo-vanilla"]) == "arpo-enhanced"
+    assert reference_method(["pez", "caption"]) is None
+    assert reference_method(["pez", "caption"], "pez") == "pez"
+    with pytest.raises(InvalidOptionError, match="not benched"):
+        reference_method(["pez"], "arpo-offline")

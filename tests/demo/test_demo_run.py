@@ -30,8 +30,12 @@ def test_demo_reports_the_true_prompt_and_what_the_run_recovered(demo_toolbox: T
 
     assert outcome.true_prompt == canonical_prompt(heldout_scene(3, 1))
     facts = len(outcome.hits) + len(outcome.misses)
-    assert facts == len(attributes(heldout_scene(3, 1)))
+    assert facts + len(outcome.hidden) == len(attributes(heldout_scene(3, 1)))
     assert outcome.recall == pytest.approx(len(outcome.hits) / facts)
+    claims = len(outcome.hits) + len(outcome.wrong)
+    assert outcome.precision == pytest.approx(len(outcome.hits) / claims if claims else 0.0)
+    p, r = outcome.precision, outcome.recall
+    assert outcome.f1 == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
     assert outcome.result.strategy == "offline"
     assert outcome.result.best_image_score >= outcome.result.history[0]["image_score"]
     written = json.loads((outcome.result.run_dir / "demo.json").read_text())

@@ -1,8 +1,9 @@
 """``arpo bench``: compare ARPO with baseline prompt-recovery methods on a set of images.
 
 One job = every (image, method) pair of a dataset (a folder of images, or ``demo:N`` held-out
-demo-world scenes), each scored the same way (:mod:`arpo.bench.metrics`), written as
-``results.csv``, ``summary.json`` (mean and 95% CI per method) and ``report.html``.
+demo-world scenes), each scored the same way (:mod:`arpo.bench.metrics`) by one judge
+(:mod:`arpo.bench.judge`), written as ``results.csv``, ``summary.json`` (mean and 95% CI per
+method, each method paired against ARPO, who judged) and ``report.html``.
 Methods are plain functions behind one interface (:mod:`arpo.bench.methods`).
 
 Dependencies: tools <- graph <- api <- bench <- cli (bench runs the loop through ``arpo.api``).

@@ -1,5 +1,8 @@
 """How good a method's prompt is, and what it cost, measured the same way for every method.
 
+Every similarity column is scored by the bench's *judge* (:mod:`arpo.bench.judge`): another
+CLIP than the search's when ``--judge MODEL`` names one, else the search's own scorer.
+
 * ``text_score``: CLIP text-image similarity of the prompt to the reference;
 * ``image_score``: mean CLIP image-image similarity to the reference of the prompt's renders
   with K *replay* seeds, disjoint from the search seeds (does the prompt recreate the image,
@@ -7,8 +10,10 @@
 * ``search_image_score`` (methods that render): the best image-image similarity among the
   method's own renders, on the search seeds; its gap to ``image_score`` is overfitting to them;
 * ``true_text_score`` (true prompt known): CLIP text-text similarity to the true prompt;
-* ``attribute_recall`` (demo world): share of the scene's attributes the prompt states;
-* ``prompt_tokens``: the prompt's length in the CLIP tokenizer's tokens;
+* ``attribute_recall``, ``attribute_precision``, ``attribute_f1`` (demo world): share of the
+  scene's shown attributes the prompt states, share of the prompt's claims that are true, and
+  their harmonic mean (:func:`arpo.demo.scenes.attribute_score`);
+* ``prompt_tokens``: the prompt's length in the search CLIP tokenizer's tokens;
 * cost: seconds per stage, real renders, LLM calls and tokens (:mod:`arpo.bench.cost`).
 """
 
@@ -21,6 +26,7 @@ if TYPE_CHECKING:
 
     from arpo.bench.cost import StageMeter
     from arpo.bench.dataset import BenchImage
+    from arpo.tools.clip import ClipScorer
     from arpo.tools.toolbox import Toolbox
 
 REPLAY_SEED_OFFSET = 1000  # replay seeds: seed + 1000 + k, never a search seed
@@ -30,6 +36,8 @@ QUALITY = (
     "search_image_score",
     "true_text_score",
     "attribute_recall",
+    "attribute_precision",
+    "attribute_f1",
     "prompt_tokens",
 )
 COST = (
@@ -56,12 +64,14 @@ def quality(
     prompt: str,
     seeds: list[int],
     options: dict[str, Any] | None = None,
+    judge: ClipScorer | None = None,
 ) -> tuple[dict[str, float | None], list[str]]:
     """The quality metrics of ``prompt`` and its replay renders (artifact hashes);
-    ``options``: run-option overrides of the render size and steps."""
+    ``options``: run-option overrides of the render size and steps; ``judge``: the scorer of
+    the similarity columns (default the toolbox's), ``embedding`` the reference under it."""
     from arpo.graph.context import RunOptions
 
-    scorer = toolbox.scorer
+    scorer = judge if judge is not None else toolbox.scorer
     params = RunOptions.build({**toolbox.option_defaults, **(options or {})}).render_params
     renders = toolbox.renderer.render([prompt] * len(seeds), seeds, params)
     sims = scorer.image_similarity(
@@ -72,15 +82,20 @@ def quality(
         "image_score": sum(sims) / len(sims),
         "true_text_score": None,
         "attribute_recall": None,
-        "prompt_tokens": float(prompt_tokens(scorer.tokenizer, prompt)),
+        "attribute_precision": None,
+        "attribute_f1": None,
+        "prompt_tokens": float(prompt_tokens(toolbox.scorer.tokenizer, prompt)),
     }
     if image.true_prompt:
         pair = scorer.encode_texts([prompt, image.true_prompt])
         values["true_text_score"] = float(pair[0] @ pair[1])
     if image.scene is not None:
-        from arpo.demo.scenes import attribute_recall
+        from arpo.demo.scenes import attribute_score
 
-        values["attribute_recall"] = attribute_recall(image.scene, prompt)
+        score = attribute_score(image.scene, prompt)
+        values["attribute_recall"] = score.recall
+        values["attribute_precision"] = score.precision
+        values["attribute_f1"] = score.f1
     return values, renders
 
 
@@ -107,12 +122,18 @@ def cost(meter: StageMeter, total_s: float) -> dict[str, float]:
     }
 
 
-def best_by_render(toolbox: Toolbox, meter: StageMeter, embedding: torch.Tensor) -> list[float]:
-    """After each real render, the best image-image similarity to the reference so far:
-    one point per render, for the score-against-renders plot."""
+def best_by_render(
+    toolbox: Toolbox,
+    meter: StageMeter,
+    embedding: torch.Tensor,
+    judge: ClipScorer | None = None,
+) -> list[float]:
+    """After each real render, the best image-image similarity to the reference so far (by
+    ``judge``, default the toolbox's scorer): one point per render, for the
+    score-against-renders plot."""
     if not meter.rendered:
         return []
-    scorer = toolbox.scorer
+    scorer = judge if judge is not None else toolbox.scorer
     sims = scorer.image_similarity(scorer.encode_images(meter.rendered), embedding)
     curve, best = [], float("-inf")
     for sim in sims:

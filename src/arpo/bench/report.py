@@ -1,8 +1,10 @@
 """The bench report: one self-contained HTML page (no scripts, fonts or CDN).
 
-The summary table (mean ± 95% CI per method), a plot of the best image-image score against
-renders spent, and a contact sheet per image: the reference, then each method's replay render
-with its prompt. Image paths are relative to the bench folder, where the page lives.
+Who judged (the held-out judge, or the search's own CLIP, said plainly), the summary table
+(mean ± 95% CI per method), each method paired against ARPO on the same images, a plot of the
+best image-image score against renders spent, and a contact sheet per image: the reference,
+then each method's replay render with its prompt. Image paths are relative to the bench
+folder, where the page lives.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _EXTRA_CSS = """<style>
   font-size:.75rem; color:var(--fg); }
 .problems li { color:#991b1b; }
 .scroll { overflow-x:auto; }
+.warn { color:#92400e; }
 </style>"""
 
 
@@ -39,6 +42,7 @@ def render_report(document: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
             _EXTRA_CSS,
             _header(document),
             _summary_section(summary),
+            _paired_section(document.get("paired")),
             _plot_section(rows, list(summary), document.get("budget")),
             _sheets_section(rows, list(summary)),
         ]
@@ -56,6 +60,17 @@ def _header(document: Mapping[str, Any]) -> str:
         "models "
         + ", ".join(f"{esc(k)}: <code>{esc(v or 'none')}</code>" for k, v in models.items()),
     ]
+    from arpo.bench.judge import judge_label
+
+    judge = judge_label(dict(document))
+    held_out = isinstance(document.get("judge"), dict) and document["judge"].get("held_out")
+    judge_html = f'<p class="{"muted" if held_out else "warn"}"><strong>{esc(judge)}</strong>'
+    if not held_out:
+        judge_html += (
+            ": the similarity columns are scored by the CLIP the search optimises; only the "
+            "attribute columns are independent of it"
+        )
+    judge_html += "</p>"
     problems = document.get("problems") or []
     listed = "".join(
         f"<li><code>{esc(p.get('image'))}</code>: {esc(p.get('error'))}</li>" for p in problems
@@ -67,7 +82,7 @@ def _header(document: Mapping[str, Any]) -> str:
     )
     return (
         '<header class="card"><h1>arpo bench</h1>'
-        f'<p class="muted">{" · ".join(facts)}</p>{problem_html}</header>'
+        f'<p class="muted">{" · ".join(facts)}</p>{judge_html}{problem_html}</header>'
     )
 
 
@@ -84,6 +99,28 @@ def _summary_section(summary: Mapping[str, Any]) -> str:
         '<section class="card"><h2>Summary</h2>'
         '<p class="muted">Mean ± 95% confidence half-width (Student t) over the images each '
         "method finished. Replay: the prompt rendered with seeds the search never used.</p>"
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+        "</table></div></section>"
+    )
+
+
+def _paired_section(paired: Mapping[str, Any] | None) -> str:
+    from arpo.bench.summary import paired_table
+
+    if not paired or not paired.get("methods"):
+        return ""
+    headings, rows = paired_table(paired)
+    head = "".join(f"<th>{esc(h)}</th>" for h in headings)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{esc(cell)}</td>' for cell in row) + "</tr>"
+        for row in rows
+    )
+    reference = esc(paired.get("reference"))
+    return (
+        f'<section class="card"><h2>Paired against {reference}</h2>'
+        f'<p class="muted">Mean per-image difference, method minus {reference}, ± 95% '
+        "confidence half-width (Student t), over the images both finished; positive: the "
+        f"method scored higher than {reference}.</p>"
         f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
         "</table></div></section>"
     )

@@ -23,6 +23,7 @@ from arpo.errors import ArpoError, InvalidOptionError
 
 if TYPE_CHECKING:
     from arpo.bench.dataset import BenchImage
+    from arpo.bench.judge import Judge
     from arpo.bench.methods import Method
     from arpo.tools.toolbox import Toolbox
 
@@ -46,6 +47,8 @@ class BenchOutcome:
     results_csv: Path
     summary_json: Path
     report_html: Path
+    paired: dict[str, Any] | None = None  # each method against the reference (summary.json)
+    judge: str = ""  # who judged, in words ("judge: ... (held out)")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class BenchConfig:
     seed: int
     models: dict[str, str | None]
     options: dict[str, Any]  # run-option overrides for every render (size, steps)
+    judge: str  # the judge's model name ("same": the search's own scorer)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -71,6 +75,8 @@ def run_bench(
     replay_seeds: int = DEFAULT_REPLAY_SEEDS,
     seed: int = 0,
     options: dict[str, Any] | None = None,
+    judge: str | None = None,
+    reference: str | None = None,
     toolbox: Toolbox | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> BenchOutcome:
@@ -79,11 +85,16 @@ def run_bench(
 
     ``budget``: renders per image for methods that render; ``replay_seeds``: seeds each final
     prompt is rendered with to measure how well it recreates the image; ``options``: run
-    options over the toolbox's defaults for every render (e.g. ``width``, ``steps``).
+    options over the toolbox's defaults for every render (e.g. ``width``, ``steps``);
+    ``judge``: the CLIP that scores every similarity column (:mod:`arpo.bench.judge`; default
+    ``same``, the search's own scorer, labelled as not held out); ``reference``: the method
+    every other is paired against (default: the first ARPO method benched).
     """
     from arpo.api import get_toolbox
     from arpo.bench.dataset import load_dataset
+    from arpo.bench.judge import DEFAULT_JUDGE, check_judge, load_judge
     from arpo.bench.methods import resolve_methods
+    from arpo.bench.summary import reference_method
     from arpo.graph.context import RunOptions
 
     if budget < 1:
@@ -91,6 +102,7 @@ def run_bench(
     if replay_seeds < 1:
         raise InvalidOptionError(f"--seeds {replay_seeds}: give at least 1 replay seed.")
     chosen = resolve_methods(list(methods))
+    against = reference_method([m.name for m in chosen], reference)
     toolbox = toolbox or get_toolbox()
     data = load_dataset(dataset, max_pixels=toolbox.settings.max_image_pixels)
     out = Path(out_dir).expanduser().resolve()
@@ -100,9 +112,14 @@ def run_bench(
     for method in chosen:
         if method.check_budget is not None:
             method.check_budget({**toolbox.option_defaults, **options}, budget)
-    config = BenchConfig(budget, replay_seeds, seed, toolbox.describe_models(), options)
+    judge = judge or DEFAULT_JUDGE
+    check_judge(toolbox, judge)  # before the out dir is claimed: a refused judge leaves none
+    config = BenchConfig(
+        budget, replay_seeds, seed, toolbox.describe_models(), options, judge.strip()
+    )
     _claim_out_dir(out, config, dataset)
     toolbox.load_models()
+    judged = load_judge(toolbox, judge)
     # the vocabulary's text embeddings, once: else the first method to rank phrases pays it
     toolbox.scorer.encode_texts(list(toolbox.vocabulary.phrases))
 
@@ -111,25 +128,26 @@ def run_bench(
     total, done = len(data.images) * len(chosen), 0
     _progress(on_progress, {"event": "started", "total": total, "out_dir": str(out)})
     for image in data.images:
-        prepared = _prepare(toolbox, image, out, problems)
+        prepared = _prepare(toolbox, judged, image, out, problems)
         for method in chosen:
-            row = _pair(toolbox, image, method, prepared, out, config)
+            row = _pair(toolbox, judged, image, method, prepared, out, config)
             rows.append(row)
             done += 1
             _progress(
                 on_progress,
                 {"event": "pair", "done": done, "total": total, **_brief(row)},
             )
-    return _write_outputs(out, dataset, config, chosen, rows, problems)
+    return _write_outputs(out, dataset, config, judged, chosen, rows, problems, against)
 
 
 # --------------------------------------------------------------------------- one pair
 
 
 def _prepare(
-    toolbox: Toolbox, image: BenchImage, out: Path, problems: list[dict[str, str]]
-) -> tuple[Any, Any] | None:
-    """The reference image and its CLIP embedding, or None (recorded) if it cannot be read."""
+    toolbox: Toolbox, judge: Judge, image: BenchImage, out: Path, problems: list[dict[str, str]]
+) -> tuple[Any, Any, Any] | None:
+    """The reference image, its embedding by the search's CLIP and by the judge's, or None
+    (recorded) if it cannot be read."""
     try:
         picture = image.load()
     except ArpoError as error:
@@ -140,14 +158,16 @@ def _prepare(
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(toolbox.store.path(digest), folder / "reference.png")
     embedding = toolbox.scorer.encode_images([picture], keys=[digest])[0]
-    return picture, embedding
+    judged = judge.scorer.encode_images([picture], keys=[digest])[0]
+    return picture, embedding, judged
 
 
 def _pair(
     toolbox: Toolbox,
+    judge: Judge,
     image: BenchImage,
     method: Method,
-    prepared: tuple[Any, Any] | None,
+    prepared: tuple[Any, Any, Any] | None,
     out: Path,
     config: BenchConfig,
 ) -> dict[str, Any]:
@@ -162,7 +182,7 @@ def _pair(
         note = "skipped: no LLM configured (set ARPO_LLM_API_KEY or ARPO_LLM_BASE_URL)"
         return {**base, "status": "skipped", "note": note}
     try:
-        row = {**base, **_run_pair(toolbox, image, method, prepared, out, config)}
+        row = {**base, **_run_pair(toolbox, judge, image, method, prepared, out, config)}
     except ArpoError as error:
         return {**base, "status": "failed", "error": str(error)}
     except Exception as error:  # a method's bug must not end the whole bench
@@ -176,9 +196,10 @@ def _pair(
 
 def _run_pair(
     toolbox: Toolbox,
+    judge: Judge,
     image: BenchImage,
     method: Method,
-    prepared: tuple[Any, Any],
+    prepared: tuple[Any, Any, Any],
     out: Path,
     config: BenchConfig,
 ) -> dict[str, Any]:
@@ -186,7 +207,7 @@ def _run_pair(
     from arpo.bench.cost import StageMeter, metered_toolbox
     from arpo.bench.methods import BenchTask
 
-    picture, embedding = prepared
+    picture, embedding, judged = prepared
     workdir = out / "runs" / slug(image.name) / method.name
     shutil.rmtree(workdir, ignore_errors=True)  # an interrupted attempt's leftovers
     meter = StageMeter()
@@ -205,11 +226,11 @@ def _run_pair(
     elapsed = time.perf_counter() - started
     seeds = metrics.replay_seeds(config.seed, config.replay_seeds)
     quality, renders = metrics.quality(
-        toolbox, image, embedding, output.prompt, seeds, config.options
+        toolbox, image, judged, output.prompt, seeds, config.options, judge=judge.scorer
     )
     render = Path("images") / slug(image.name) / f"{method.name}.png"
     shutil.copyfile(toolbox.store.path(renders[0]), out / render)
-    curve = metrics.best_by_render(toolbox, meter, embedding)
+    curve = metrics.best_by_render(toolbox, meter, judged, judge=judge.scorer)
     return {
         "status": "done",
         "prompt": output.prompt,
@@ -266,13 +287,15 @@ def _write_outputs(
     out: Path,
     dataset: str,
     config: BenchConfig,
+    judge: Judge,
     methods: list[Method],
     rows: list[dict[str, Any]],
     problems: list[dict[str, str]],
+    reference: str | None = None,
 ) -> BenchOutcome:
     from arpo.bench.metrics import METRICS
     from arpo.bench.report import write_report
-    from arpo.bench.summary import summarize
+    from arpo.bench.summary import paired_summary, summarize
     from arpo.tools.store import atomic_write
 
     names = [m.name for m in methods]
@@ -280,15 +303,25 @@ def _write_outputs(
     document = {
         "dataset": dataset,
         **config.to_dict(),
+        "judge": judge.describe(),
         "methods": {m.name: m.summary for m in methods},
         "summary": summary,
+        "paired": paired_summary(rows, METRICS, names, reference) if reference else None,
         "problems": problems,
     }
     atomic_write(out / RESULTS_NAME, results_csv(rows).encode())
     atomic_write(out / SUMMARY_NAME, json.dumps(document, indent=2).encode())
     report = write_report(out, document, rows)
     return BenchOutcome(
-        out, rows, summary, problems, out / RESULTS_NAME, out / SUMMARY_NAME, report
+        out,
+        rows,
+        summary,
+        problems,
+        out / RESULTS_NAME,
+        out / SUMMARY_NAME,
+        report,
+        document["paired"],
+        judge.label,
     )
 
 

@@ -1,7 +1,10 @@
-"""Per method: mean and 95% confidence interval of every metric over the images it finished.
+"""Per method: mean and 95% confidence interval of every metric over the images it finished;
+and paired: each method against a reference (ARPO) on the same images.
 
 The interval is Student's t (``mean ± t(0.975, n-1) · sd / sqrt(n)``): benches are often a
-handful of images, where the normal 1.96 is too narrow.
+handful of images, where the normal 1.96 is too narrow. Paired differences are the honest
+comparison: per-method intervals over possibly different image subsets overlap even when one
+method beats the other on nearly every image.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ TABLE_COLUMNS: dict[str, str] = {
     "search_image_score": "best search render",
     "true_text_score": "text-text to true",
     "attribute_recall": "attribute recall",
+    "attribute_precision": "attribute precision",
+    "attribute_f1": "attribute F1",
     "prompt_tokens": "tokens",
     "time_total_s": "s / image",
     "renders": "renders",
@@ -105,5 +110,102 @@ def format_mean_ci(stat: Mapping[str, Any], key: str = "") -> str:
 def markdown_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     headings, rows = summary_table(summary)
     lines = ["| " + " | ".join(headings) + " |", "|" + " --- |" * len(headings)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- paired
+
+#: The method others are paired against by default, else the first ARPO method benched.
+DEFAULT_REFERENCE = "arpo-offline"
+
+
+def reference_method(methods: Sequence[str], reference: str | None = None) -> str | None:
+    """The method every other is paired against: ``reference`` (which must be benched),
+    else ``arpo-offline``, else the first ``arpo-*`` method; None when no ARPO method ran."""
+    if reference is not None:
+        if reference not in methods:
+            from arpo.errors import InvalidOptionError
+
+            raise InvalidOptionError(
+                f"--against {reference}: that method is not benched; choose one of "
+                f"{', '.join(methods)}."
+            )
+        return reference
+    if DEFAULT_REFERENCE in methods:
+        return DEFAULT_REFERENCE
+    return next((m for m in methods if m.startswith("arpo")), None)
+
+
+def paired_summary(
+    rows: Iterable[Mapping[str, Any]],
+    metrics: Sequence[str],
+    methods: Sequence[str],
+    reference: str,
+) -> dict[str, Any]:
+    """Each method against ``reference`` on the same images: per metric, ``mean_ci`` of the
+    per-image difference (method minus reference) over the images where both finished and
+    both have a value. An image one of the two lacks is left out of that pair.
+
+    ``{"reference": name, "methods": {method: {"images": n, "metrics": {metric: stat}}}}``.
+    """
+    done: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.get("status") == "done":
+            done.setdefault(str(row.get("method")), {})[str(row.get("image"))] = row
+    base = done.get(reference, {})
+    paired: dict[str, Any] = {}
+    for method in methods:
+        if method == reference:
+            continue
+        mine = done.get(method, {})
+        shared = [image for image in mine if image in base]
+        stats = {}
+        for metric in metrics:
+            differences = [
+                float(mine[image][metric]) - float(base[image][metric])
+                for image in shared
+                if _is_number(mine[image].get(metric)) and _is_number(base[image].get(metric))
+            ]
+            stats[metric] = mean_ci(differences)
+        paired[method] = {"images": len(shared), "metrics": stats}
+    return {"reference": reference, "methods": paired}
+
+
+def paired_table(paired: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Headings and one row per method: ``mean difference ± ci95`` (method minus the
+    reference) per summary-table column that any pair has a value for."""
+    entries = paired.get("methods") or {}
+    columns = [
+        key
+        for key in TABLE_COLUMNS
+        if any(e["metrics"].get(key, {}).get("mean") is not None for e in entries.values())
+    ]
+    rows = [
+        [method, str(entry["images"])]
+        + [format_difference(entry["metrics"].get(key, {}), key) for key in columns]
+        for method, entry in entries.items()
+    ]
+    return ["method", "images", *(TABLE_COLUMNS[key] for key in columns)], rows
+
+
+def format_difference(stat: Mapping[str, Any], key: str = "") -> str:
+    text = format_mean_ci(stat, key)
+    mean = stat.get("mean")
+    return text if mean is None or mean < 0 else "+" + text
+
+
+def paired_markdown(paired: Mapping[str, Any] | None) -> str:
+    """The section "paired against REFERENCE": a heading line and its table ("" without a
+    reference or other methods)."""
+    if not paired or not paired.get("methods"):
+        return ""
+    headings, rows = paired_table(paired)
+    lines = [
+        f"paired against {paired['reference']} (mean per-image difference, method minus "
+        f"{paired['reference']}, ± 95% CI, on the images both finished):",
+        "| " + " | ".join(headings) + " |",
+        "|" + " --- |" * len(headings),
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)

@@ -40,12 +40,28 @@ def bench(
         int, typer.Option(help="Replay seeds: each final prompt is rendered with K new seeds.")
     ] = 3,
     seed: Annotated[int, typer.Option(help="Search seed (renders, random choices).")] = 0,
+    judge: Annotated[
+        str,
+        typer.Option(
+            help="The CLIP that scores every similarity column: an open_clip model the search "
+            "does not use (ViT-B-32/laion2b_s34b_b79k, local-dir:/path, hf-hub:org/repo), or "
+            "'same' for the search's own CLIP (not held out; the default until a held-out demo "
+            "judge ships).",
+        ),
+    ] = "same",
+    against: Annotated[
+        str | None,
+        typer.Option(
+            help="The method the others are paired against (default: arpo-offline, else the "
+            "first ARPO method benched)."
+        ),
+    ] = None,
     preset: PresetOption = None,
 ) -> None:
     """Compare ARPO with the baselines on DATASET: writes results.csv, summary.json (mean and
     95% CI per method) and report.html. Finished image-method pairs are not redone."""
     from arpo.bench import run_bench
-    from arpo.bench.summary import markdown_table
+    from arpo.bench.summary import markdown_table, paired_markdown
 
     if preset is None and dataset.startswith("demo:"):
         preset = "demo"
@@ -60,6 +76,8 @@ def bench(
             budget=budget,
             replay_seeds=seeds,
             seed=seed,
+            judge=judge,
+            reference=against,
             toolbox=toolbox,
             on_progress=progress.update,
         )
@@ -69,7 +87,11 @@ def bench(
             highlight=False,
             soft_wrap=True,
         )
+    out.print(outcome.judge, highlight=False, soft_wrap=True)
     out.print("mean ± 95% CI over images:")
     out.print(markdown_table(outcome.summary), highlight=False, soft_wrap=True)
+    paired = paired_markdown(outcome.paired)
+    if paired:
+        out.print(paired, highlight=False, soft_wrap=True)
     for path in (outcome.results_csv, outcome.summary_json, outcome.report_html):
         say(str(path))

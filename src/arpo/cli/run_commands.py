@@ -170,12 +170,18 @@ def demo(
     say(f"[bold]recovered prompt[/bold]  {result.best_prompt}")
     out.print(
         f"attributes recovered: {len(outcome.hits)}/{len(outcome.hits) + len(outcome.misses)} "
-        f"({outcome.recall:.0%}; the initial interrogation had {outcome.initial_recall:.0%})"
+        f"(recall {outcome.recall:.0%}, precision {outcome.precision:.0%}, F1 {outcome.f1:.0%}; "
+        f"the initial interrogation had recall {outcome.initial_recall:.0%}, "
+        f"F1 {outcome.initial_f1:.0%})"
     )
     if outcome.hits:
         say("[green]hits:[/green] " + ", ".join(outcome.hits))
     if outcome.misses:
         say("[red]misses:[/red] " + ", ".join(outcome.misses))
+    if outcome.wrong:
+        say("[red]wrong:[/red] " + ", ".join(outcome.wrong))
+    if outcome.hidden:
+        say("[dim]not shown by the render, not judged:[/dim] " + ", ".join(outcome.hidden))
     say(f"report: {result.report}")
 
 

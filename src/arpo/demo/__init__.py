@@ -10,10 +10,12 @@ from __future__ import annotations
 from arpo.demo.parse import PartialObject, PartialScene, parse_prompt
 from arpo.demo.render import DEMO_RENDER_PARAMS, DemoRenderer, draw_scene, render_prompt
 from arpo.demo.scenes import (
+    AttributeScore,
     Scene,
     SceneObject,
     attribute_hits,
     attribute_recall,
+    attribute_score,
     attributes,
     canonical_prompt,
     caption,
@@ -30,6 +32,7 @@ from arpo.demo.world import Background
 
 __all__ = [
     "DEMO_RENDER_PARAMS",
+    "AttributeScore",
     "Background",
     "DemoRenderer",
     "PartialObject",
@@ -38,6 +41,7 @@ __all__ = [
     "SceneObject",
     "attribute_hits",
     "attribute_recall",
+    "attribute_score",
     "attributes",
     "canonical_prompt",
     "caption",

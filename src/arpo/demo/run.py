@@ -1,7 +1,8 @@
 """``arpo demo``: reverse-prompt a demo-world image whose true prompt is known, offline.
 
 The demo builds on the api (a normal run, report and all) and adds what only the demo world
-knows: the true prompt, and which of its attributes the recovered prompt states.
+knows: the true prompt, which of its attributes the recovered prompt states (recall), how much
+of what it states is true (precision) and F1 (:func:`arpo.demo.scenes.attribute_score`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,13 @@ class DemoResult(BaseModel):
     true_prompt: str
     hits: list[str]
     misses: list[str]
+    wrong: list[str]  # what the recovered prompt states that is false
+    hidden: list[str]  # true attributes the render does not show: not judged
     recall: float
+    precision: float
+    f1: float
     initial_recall: float
+    initial_f1: float
 
 
 def run_demo(
@@ -46,7 +52,7 @@ def run_demo(
     objects is drawn; with ``prompt``, that prompt is rendered (seed ``options['seed']``)."""
     from arpo.demo.evaluate import heldout_scene, render_scene
     from arpo.demo.render import render_prompt, scene_for_prompt
-    from arpo.demo.scenes import attribute_hits, attribute_recall, canonical_prompt
+    from arpo.demo.scenes import attribute_score, canonical_prompt
     from arpo.tools.store import atomic_write
 
     toolbox = toolbox or get_toolbox(Settings(preset="demo"))
@@ -67,14 +73,20 @@ def run_demo(
     result = reverse_prompt(
         image, out_dir=out_dir, toolbox=toolbox, on_progress=on_progress, **options
     )
-    hits, misses = attribute_hits(true_scene, result.best_prompt)
+    score = attribute_score(true_scene, result.best_prompt)
+    initial = attribute_score(true_scene, result.initial_prompt)
     outcome = DemoResult(
         result=result,
         true_prompt=canonical_prompt(true_scene),
-        hits=hits,
-        misses=misses,
-        recall=attribute_recall(true_scene, result.best_prompt),
-        initial_recall=attribute_recall(true_scene, result.initial_prompt),
+        hits=list(score.hits),
+        misses=list(score.misses),
+        wrong=list(score.wrong),
+        hidden=list(score.hidden),
+        recall=score.recall,
+        precision=score.precision,
+        f1=score.f1,
+        initial_recall=initial.recall,
+        initial_f1=initial.f1,
     )
     summary = outcome.model_dump(mode="json", exclude={"result"})
     atomic_write(result.run_dir / "demo.json", json.dumps(summary, indent=2).encode())

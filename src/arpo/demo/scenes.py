@@ -3,7 +3,8 @@
 A :class:`Scene` is 1-3 objects in total (a group of two stars counts two) in at most three
 groups, a background and a style. :func:`caption` writes a true prompt in varied wordings,
 :func:`canonical_prompt` in one fixed wording; both parse back (:func:`parse_prompt`) to the
-scene. :func:`attribute_recall` scores how much of a scene a prompt states.
+scene. :func:`attribute_score` scores a prompt against a scene: recall (how much of what the
+render shows the prompt states), precision (how much of what it states is true) and F1.
 """
 
 from __future__ import annotations
@@ -30,18 +31,22 @@ from arpo.demo.world import (
 
 __all__ = [
     "ATTRIBUTES",
+    "AttributeScore",
     "Background",
     "Scene",
     "SceneObject",
     "attribute_hits",
     "attribute_recall",
+    "attribute_score",
     "attributes",
     "canonical_prompt",
     "caption",
     "change_attribute",
     "complete_scene",
+    "hidden_slots",
     "sample_scene",
     "scene_from_partial",
+    "visible_attributes",
 ]
 
 MAX_GROUPS = 6  # most object groups the renderer draws for a free-form prompt
@@ -426,60 +431,185 @@ def attributes(scene: Scene) -> set[Fact]:
     return facts
 
 
-def _stated_count(obj: PartialObject) -> int | None:
-    return obj.count if obj.count is not None or obj.plural else 1
+#: Sizes of object whose colour a pencil sketch does not show (see :func:`hidden_slots`).
+_SKETCH_HIDES_COLOUR = ("small", "medium")
 
 
-def _agreement(true: SceneObject, stated: PartialObject) -> tuple[int, int]:
-    key = (true.shape == stated.shape) + (true.colour == stated.colour)
-    rest = sum(getattr(true, name) == getattr(stated, name) for name in ("fill", "size"))
-    return key, rest + (true.count == _stated_count(stated))
+def _slot(fact: Fact) -> Fact:
+    """What a fact is about, without its value: ("object", i, "colour"), ("count", i), ..."""
+    return fact[:-1]
 
 
-def _match_objects(scene: Scene, stated: PartialScene) -> dict[int, PartialObject]:
-    """Greedy matching of the scene's objects to the stated ones, best (shape, colour) first."""
-    pairs = sorted(
-        (
-            (_agreement(true, obj), -i, -j, i, j)
-            for i, true in enumerate(scene.objects)
-            for j, obj in enumerate(stated.objects)
-        ),
-        reverse=True,
-    )
-    matched: dict[int, PartialObject] = {}
-    used: set[int] = set()
-    for _, _, _, i, j in pairs:
-        if i not in matched and j not in used:
-            matched[i] = stated.objects[j]
-            used.add(j)
-    return matched
+def hidden_slots(scene: Scene) -> set[Fact]:
+    """The attributes of ``scene`` its render does not show (as :func:`_slot` names them).
+
+    The one place the renderer's rules (:mod:`arpo.demo.render`) decide what can be judged:
+
+    * a *pencil sketch* redraws the picture in graphite (edges and hatching) under a 20%
+      coloured wash, so the colour of a small or medium object does not show (measured on 60
+      one-object scenes: the demo CLIP tells one colour from another 0.63-0.67 of the time,
+      against 0.98 in flat style; the pixels change 40% as much); a large object's wash, and
+      the background's, do show (0.90 and 1.00);
+    * an object drawn in the colour of a plain background does not show at all: none of its
+      attributes (count included) can be judged.
+
+    Every other attribute of every style shows. Facts about hidden attributes are neither hits
+    nor misses, and a prompt's claims about them are neither right nor wrong.
+    """
+    hidden: set[Fact] = set()
+    background = scene.background
+    plain = background.colour if background.gradient_to is None else None
+    for i, obj in enumerate(scene.objects):
+        if obj.colour == plain:
+            hidden |= {("object", i, name) for name in _OBJECT_FIELDS} | {("count", i)}
+        elif scene.style == "pencil sketch" and obj.size in _SKETCH_HIDES_COLOUR:
+            hidden.add(("object", i, "colour"))
+    return hidden
 
 
-def _stated_facts(scene: Scene, prompt: str) -> set[Fact]:
+def visible_attributes(scene: Scene) -> set[Fact]:
+    """The facts of ``scene`` (:func:`attributes`) that its render shows."""
+    hidden = hidden_slots(scene)
+    return {fact for fact in attributes(scene) if _slot(fact) not in hidden}
+
+
+@dataclass(frozen=True)
+class AttributeScore:
+    """How well a prompt states a scene, as human-readable facts.
+
+    ``hits``: shown facts of the scene the prompt states; ``misses``: shown facts it does not
+    state (or states wrongly); ``wrong``: what the prompt states that is false (a wrong value,
+    a count or position the scene does not have, every claim of an extra object);
+    ``hidden``: facts the render does not show (:func:`hidden_slots`), not judged.
+    """
+
+    hits: tuple[str, ...]
+    misses: tuple[str, ...]
+    wrong: tuple[str, ...]
+    hidden: tuple[str, ...]
+
+    @property
+    def recall(self) -> float:
+        """Share of the scene's shown facts that the prompt states."""
+        shown = len(self.hits) + len(self.misses)
+        return len(self.hits) / shown if shown else 1.0
+
+    @property
+    def precision(self) -> float:
+        """Share of the prompt's judged claims that are true; 0.0 when it claims nothing."""
+        claimed = len(self.hits) + len(self.wrong)
+        return len(self.hits) / claimed if claimed else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def _claims(obj: PartialObject) -> list[tuple[str, str | int]]:
+    """What a stated object says: its stated fields, and its count when a count word ("a",
+    "one", "two", "three") says it. A bare "stars" or "star" states no count: naming an
+    object does not earn its count."""
+    claims: list[tuple[str, str | int]] = [
+        (name, getattr(obj, name)) for name in _OBJECT_FIELDS if getattr(obj, name) is not None
+    ]
+    if obj.count is not None:
+        claims.append(("count", obj.count))
+    return claims
+
+
+def _object_facts(index: int, claims: list[tuple[str, str | int]]) -> list[Fact]:
+    return [
+        ("count", index, value) if name == "count" else ("object", index, name, value)
+        for name, value in claims
+    ]
+
+
+def _match_objects(
+    truth: set[Fact], hidden: set[Fact], n_true: int, stated: Sequence[PartialObject]
+) -> dict[int, int]:
+    """The one-to-one assignment of stated objects (j) to the scene's objects (i) that
+    maximises the number of true, shown facts the pairs share. A pair must share an attribute
+    besides the count (a red star is not the green heart because both are single), else the
+    stated object stays unmatched: an extra object. Exact (dynamic programming over subsets
+    of the scene's objects); ties go to the earliest pairing."""
+    claims = [_claims(obj) for obj in stated]
+
+    def agreement(i: int, j: int) -> int:
+        facts = _object_facts(i, claims[j])
+        shared = [fact for fact in facts if fact in truth and _slot(fact) not in hidden]
+        return len(shared) if any(fact[0] == "object" for fact in shared) else 0
+
+    table = [[agreement(i, j) for i in range(n_true)] for j in range(len(stated))]
+    best: dict[tuple[int, int], tuple[int, tuple[tuple[int, int], ...]]] = {}
+
+    def solve(j: int, used: int) -> tuple[int, tuple[tuple[int, int], ...]]:
+        if j == len(stated):
+            return 0, ()
+        key = (j, used)
+        if key not in best:
+            choice = solve(j + 1, used)  # stated object j unmatched
+            for i in range(n_true):
+                if used & (1 << i) or table[j][i] == 0:
+                    continue
+                score, pairs = solve(j + 1, used | (1 << i))
+                if score + table[j][i] > choice[0]:
+                    choice = (score + table[j][i], ((j, i), *pairs))
+            best[key] = choice
+        return best[key]
+
+    return {j: i for j, i in solve(0, 0)[1]}
+
+
+def _stated_facts(scene: Scene, prompt: str) -> list[Fact]:
+    """The prompt's claims, as facts about ``scene``'s objects where a stated object matches
+    one, else as ("extra", j, field, value) facts (an extra object claims at least that it
+    exists)."""
     stated = parse_prompt(prompt)
-    facts: set[Fact] = set()
+    facts: list[Fact] = []
     if stated.style is not None:
-        facts.add(("style", stated.style))
+        facts.append(("style", stated.style))
     if stated.background is not None:
         if stated.background.gradient_to is None:
-            facts.add(("background", "colour", stated.background.colour))
+            facts.append(("background", "colour", stated.background.colour))
         else:
-            facts.add(("background", "from", stated.background.colour))
-            facts.add(("background", "to", stated.background.gradient_to))
-    for i, obj in _match_objects(scene, stated).items():
-        facts.add(("count", i, _stated_count(obj)))
-        for name in _OBJECT_FIELDS:
-            facts.add(("object", i, name, getattr(obj, name)))
+            facts.append(("background", "from", stated.background.colour))
+            facts.append(("background", "to", stated.background.gradient_to))
+    truth, hidden = attributes(scene), hidden_slots(scene)
+    matched = _match_objects(truth, hidden, len(scene.objects), stated.objects)
+    for j, obj in enumerate(stated.objects):
+        claims = _claims(obj)
+        if j in matched:
+            facts.extend(_object_facts(matched[j], claims))
+        else:
+            facts.extend(("extra", j, name, value) for name, value in claims or [("shape", "?")])
     return facts
 
 
+def attribute_score(true_scene: Scene, prompt: str) -> AttributeScore:
+    """Hits, misses, wrong claims and hidden facts of ``prompt`` against ``true_scene``."""
+    truth, hidden = attributes(true_scene), hidden_slots(true_scene)
+    stated = _stated_facts(true_scene, prompt)
+    judged = [fact for fact in stated if _slot(fact) not in hidden]
+    right = {fact for fact in judged if fact in truth}
+    ordered = sorted(truth, key=_fact_order)
+    shown = [fact for fact in ordered if _slot(fact) not in hidden]
+    return AttributeScore(
+        hits=tuple(_describe(fact) for fact in shown if fact in right),
+        misses=tuple(_describe(fact) for fact in shown if fact not in right),
+        wrong=tuple(_describe(fact) for fact in judged if fact not in truth),
+        hidden=tuple(_describe(fact) for fact in ordered if _slot(fact) in hidden),
+    )
+
+
 def attribute_recall(true_scene: Scene, prompt: str) -> float:
-    """Share of ``true_scene``'s attributes that ``prompt`` states (0.0 to 1.0)."""
-    hits, misses = attribute_hits(true_scene, prompt)
-    return len(hits) / (len(hits) + len(misses))
+    """Share of ``true_scene``'s shown attributes that ``prompt`` states (0.0 to 1.0)."""
+    return attribute_score(true_scene, prompt).recall
 
 
 def _describe(fact: Fact) -> str:
+    if fact[0] == "extra":
+        return f"extra object: {fact[2]} {fact[3]}"
     if fact[0] == "object":
         return f"{fact[2]} {fact[3]}"
     if fact[0] == "count":
@@ -492,13 +622,10 @@ def _describe(fact: Fact) -> str:
 
 
 def attribute_hits(true_scene: Scene, prompt: str) -> tuple[list[str], list[str]]:
-    """Human-readable facts of ``true_scene`` that ``prompt`` states, and those it misses."""
-    truth = attributes(true_scene)
-    stated = _stated_facts(true_scene, prompt)
-    ordered = sorted(truth, key=_fact_order)
-    hits = [_describe(fact) for fact in ordered if fact in stated]
-    misses = [_describe(fact) for fact in ordered if fact not in stated]
-    return hits, misses
+    """Human-readable shown facts of ``true_scene`` that ``prompt`` states, and those it
+    misses (:func:`attribute_score` has the rest)."""
+    score = attribute_score(true_scene, prompt)
+    return list(score.hits), list(score.misses)
 
 
 def _fact_order(fact: Fact) -> tuple[int, int, int]:
