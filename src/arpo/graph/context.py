@@ -49,7 +49,8 @@ class RunOptions:
         if self.budget is not None and self.budget < self.images_per_prompt:
             raise InvalidOptionError(
                 f"budget={self.budget} renders cannot pay for the first prompt's "
-                f"{self.images_per_prompt} (images_per_prompt); give at least that, or no budget."
+                f"{self.images_per_prompt} (images_per_prompt); raise the budget (--budget) "
+                "to at least that."
             )
         if self.rerank_top_k < 0:
             raise InvalidOptionError(f"rerank_top_k={self.rerank_top_k} must be 0 (off) or more.")
