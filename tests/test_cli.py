@@ -71,6 +71,23 @@ def test_invert_writes_a_complete_run_directory(cli, reference_png, tmp_path):
     assert (cli.home / "runs" / saved["run_id"] / "run.json").is_file()
 
 
+def test_invert_budget_stops_the_run_and_the_final_line_says_what_it_spent(
+    cli, reference_png, tmp_path
+):
+    out = tmp_path / "run"
+    result = cli(
+        "invert", reference_png, "--preset", "tiny", "--strategy", "offline",
+        "--iterations", "20", "--candidates", "2", "--patience", "0",
+        "--images-per-prompt", "2", "--budget", "5", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["options"]["budget"] == 5
+    assert saved["stop_reason"] == "budget"
+    assert 0 < saved["renders_spent"] <= 5
+    assert f"{saved['renders_spent']} renders of 5, stopped by budget" in result.stdout
+
+
 def test_invert_json_output_parses(cli, reference_png):
     result = cli(
         "invert", reference_png, "--preset", "tiny", "--strategy", "offline",

@@ -126,12 +126,16 @@ def test_list_tools_with_schemas(toolbox: Toolbox) -> None:
     assert "artifact id" in props["image"]["description"]
     assert _bound(props["iterations"], "maximum") == 50
     assert _bound(props["width"], "maximum") == 1024
+    assert _bound(props["budget"], "minimum") == 1
+    assert _bound(props["budget"], "maximum") == 10_000
     assert set(by_name["reverse_prompt"].output_schema["properties"]) >= {
         "run_id",
         "best_prompt",
         "best_text_score",
         "best_image_score",
         "iterations",
+        "renders_spent",
+        "budget",
         "best_render_uri",
     }
     assert {t.uri_template for t in templates} == {
@@ -192,6 +196,22 @@ def test_reverse_prompt_progress_preview_and_links(toolbox: Toolbox, images: Pat
     png = base64.b64decode(render.contents[0].blob)
     assert render.contents[0].mime_type == "image/png" and png.startswith(b"\x89PNG")
     assert json.loads(record.contents[0].text)["status"] == "finished"
+
+
+def test_reverse_prompt_budget_is_a_stop_condition(toolbox: Toolbox, images: Path) -> None:
+    async def main() -> Any:
+        async with Client(build_server(toolbox)) as client:
+            args = {"image": str(images / "noise.png"), "iterations": 20, "patience": 0}
+            refused = await client.call_tool("reverse_prompt", {**args, "budget": 0, **FAST})
+            result = await client.call_tool("reverse_prompt", {**args, "budget": 2, **FAST})
+            return refused, result
+
+    refused, result = run(main)
+    assert refused.is_error
+    assert not result.is_error, text_of(result)
+    data = result.structured_content
+    assert data["stop_reason"] == "budget" and data["budget"] == 2
+    assert 0 < data["renders_spent"] <= 2
 
 
 def test_generate_score_caption_and_history(toolbox: Toolbox, images: Path) -> None:

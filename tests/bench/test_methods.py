@@ -168,3 +168,18 @@ def test_a_small_budget_shrinks_iterations_and_width_together() -> None:
         "candidates": 16,
     }
     assert arpo_budget_options(preset, 193)["iterations"] == 12  # the options' own budget
+
+
+@pytest.mark.parametrize("budget", [5, 12])
+def test_arpo_methods_stop_at_the_budget_inside_the_graph(
+    budget, demo_toolbox, scene_image, tmp_path
+) -> None:
+    """The bench passes its budget to the run, as `arpo invert --budget` does: the run's own
+    count of real renders is what the meter saw, within the budget."""
+    output, meter = run_method("arpo-offline", demo_toolbox, scene_image, tmp_path, budget=budget)
+    details = output.details
+    assert details["options_budget"] == budget
+    assert details["renders_spent"] == meter.renders <= budget
+    # iterations are not what stops it: the cap is never below the preset's own
+    assert details["options_iterations"] >= demo_toolbox.option_defaults["iterations"]
+    assert details["stop_reason"] in {"budget", "patience"}

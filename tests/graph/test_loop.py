@@ -200,7 +200,7 @@ def test_checkpoints_hold_no_pixels(toolbox: Toolbox) -> None:
         ({"iterations": 0}, "iterations=0 must be at least 1"),
         ({"candidates": 0}, "candidates=0 must be at least 1"),
         ({"width": 100}, "width=100 is not usable: image sizes must be positive multiples of 8"),
-        ({"colour": "red"}, "unknown run option(s): colour; known: candidates"),
+        ({"colour": "red"}, "unknown run option(s): colour; known: budget, candidates"),
         ({"strategy": "bogus"}, "strategy 'bogus' is unknown; choose one of auto, vanilla"),
         ({"strategy": "enhanced"}, "needs an LLM"),
     ],

@@ -380,6 +380,7 @@ def export_run(
         "iterations": max(0, len(history) - 1),
         "history": history,
         "elapsed_s": state.get("elapsed_s"),
+        "renders_spent": state.get("renders_spent", 0),
         "decomposition": decomposition,
     }
     atomic_write(run_dir / "result.json", json.dumps(result, indent=2).encode())

@@ -28,6 +28,10 @@ class Result(BaseModel):
     initial_prompt: str
     iterations: int
     stop_reason: str | None
+    renders_spent: int = Field(
+        0, description="Renders the model really made for this run (cache hits are free)."
+    )
+    budget: int | None = Field(None, description="The run's render budget; null: none.")
     strategy: str
     history: list[dict[str, Any]]
     best_render: Path
@@ -54,6 +58,8 @@ class Result(BaseModel):
             initial_prompt=result["initial_prompt"],
             iterations=result["iterations"],
             stop_reason=result["stop_reason"],
+            renders_spent=result.get("renders_spent") or 0,
+            budget=(result.get("options") or {}).get("budget"),
             strategy=result["strategy"],
             history=result["history"],
             best_render=run_dir / best["render"],

@@ -238,17 +238,31 @@ def arpo_method(strategy: str) -> Callable[[BenchTask], MethodOutput]:
         from arpo import api
 
         tools = task.toolbox
-        budgeted = arpo_budget_options({**tools.option_defaults, **task.options}, task.budget)
+        defaults = {**tools.option_defaults, **task.options}
+        fitted = arpo_budget_options(defaults, task.budget)
+        # The budget is the run's own stop condition, as with `arpo invert --budget`. The bench
+        # still narrows a rerank too wide for the budget (the demo preset reranks 192), and
+        # raises the iteration cap to what the budget could pay for, never below the options'
+        # own: the graph's budget (or patience) ends the run, and iterations the render cache
+        # serves leave budget for more.
+        iterations = max(int(defaults.get("iterations") or 0), fitted["iterations"])
+        budgeted = {**fitted, "iterations": iterations, "budget": task.budget}
         result = api.reverse_prompt(
             task.reference,
             out_dir=task.workdir / "run",
             toolbox=tools,
             **{**task.options, "strategy": strategy, "seed": task.seed, **budgeted},
         )
-        details = {"run_id": result.run_id, "iterations": result.iterations, **budgeted}
+        details = {
+            "run_id": result.run_id,
+            "iterations": result.iterations,
+            "stop_reason": result.stop_reason,
+            "renders_spent": result.renders_spent,
+            **{f"options_{k}": v for k, v in budgeted.items()},
+        }
         return MethodOutput(result.best_prompt, details=details)
 
-    run.__doc__ = f"The ARPO loop, strategy '{strategy}', iterations fitted to the budget."
+    run.__doc__ = f"The ARPO loop, strategy '{strategy}', stopped by the render budget."
     return run
 
 

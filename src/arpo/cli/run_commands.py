@@ -73,6 +73,13 @@ def invert(
         int | None, typer.Option(help="Stop after this many iterations without gain (0: never).")
     ] = None,
     time_budget: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            help="Render budget: stop before an iteration whose renders could exceed R renders "
+            "(cache hits are free; 32 suits real models)."
+        ),
+    ] = None,
     rerank_top_k: Annotated[
         int | None, typer.Option(help="Render the top k candidates and pick by image similarity.")
     ] = None,
@@ -115,6 +122,7 @@ def invert(
                 target_score=target_score,
                 patience=patience,
                 time_budget_s=time_budget,
+                budget=budget,
                 rerank_top_k=rerank_top_k,
             )
     if as_json:
@@ -125,8 +133,12 @@ def invert(
         f"{result.best_text_score:.4f}, image score {fmt(result.best_image_score)}):"
     )
     say(result.best_prompt)
+    spent = f"{result.renders_spent} renders"
+    if result.budget is not None:
+        spent += f" of {result.budget}"
     out.print(
-        f"run {result.run_id}: {result.iterations} iterations, stopped by {result.stop_reason}"
+        f"run {result.run_id}: {result.iterations} iterations, {spent}, "
+        f"stopped by {result.stop_reason}"
     )
     say(f"report: {result.report}")
 
@@ -145,6 +157,9 @@ def demo(
     ] = None,
     candidates: Annotated[int | None, typer.Option(help="Candidate prompts per iteration.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the renders.")] = None,
+    budget: Annotated[
+        int | None, typer.Option(help="Render budget (cache hits free; see arpo invert).")
+    ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory.")] = None,
 ) -> None:
     """Watch arpo recover a prompt it cannot know: the demo world (offline, no GPU, no key)
@@ -164,6 +179,7 @@ def demo(
             iterations=iterations,
             candidates=candidates,
             seed=seed,
+            budget=budget,
         )
     result = outcome.result
     say(f"[bold]true prompt[/bold]       {outcome.true_prompt}")

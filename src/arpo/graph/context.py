@@ -30,6 +30,7 @@ class RunOptions:
     target_score: float | None = None
     patience: int = 3  # iterations without improvement before stopping; 0 = never
     time_budget_s: float | None = None
+    budget: int | None = None  # renders the backend may make for this run (cache hits free)
     rerank_top_k: int = 0
     history_in_prompt: int = 8
 
@@ -45,6 +46,12 @@ class RunOptions:
             raise InvalidOptionError(f"patience={self.patience} must be 0 (off) or more.")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise InvalidOptionError(f"time_budget_s={self.time_budget_s} must be positive.")
+        if self.budget is not None and self.budget < self.images_per_prompt:
+            raise InvalidOptionError(
+                f"budget={self.budget} renders cannot pay for the first prompt's "
+                f"{self.images_per_prompt} (images_per_prompt); raise the budget (--budget) "
+                "to at least that."
+            )
         if self.rerank_top_k < 0:
             raise InvalidOptionError(f"rerank_top_k={self.rerank_top_k} must be 0 (off) or more.")
         self.render_params  # noqa: B018 - constructing it validates sizes and steps
@@ -63,6 +70,14 @@ class RunOptions:
     def seeds(self) -> list[int]:
         """The same seeds every iteration, so renders differ only by prompt."""
         return [self.seed + i for i in range(self.images_per_prompt)]
+
+    @property
+    def iteration_renders(self) -> int:
+        """What one iteration may render at most: the top ``rerank_top_k`` candidates with
+        every seed when reranking (the chosen one is then already rendered), else the chosen
+        prompt with every seed."""
+        per_prompt = self.images_per_prompt
+        return self.rerank_top_k * per_prompt if self.rerank_top_k else per_prompt
 
     @property
     def objective(self) -> Literal["text", "image"]:

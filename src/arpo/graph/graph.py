@@ -39,7 +39,9 @@ def build_graph(
 
     builder.add_edge(START, "initialize")
     builder.add_edge("initialize", "generate")
-    builder.add_conditional_edges("generate", nodes.after_generate, ["critique", "propose"])
+    builder.add_conditional_edges(
+        "generate", nodes.after_generate, ["critique", "propose", "finalize"]
+    )
     builder.add_edge("critique", "propose")
     builder.add_edge("propose", "select")
     builder.add_edge("select", "stop_check")

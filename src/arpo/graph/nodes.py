@@ -88,13 +88,26 @@ class Nodes:
     def reference_embedding(self, state: ArpoState) -> torch.Tensor:
         return self.tools.scorer.encode_stored([state["reference"]], self.tools.store.get_image)[0]
 
-    def render(self, prompts_: list[str], options: RunOptions) -> list[list[str]]:
-        """Render each prompt with the run's seeds in one batch; hashes per prompt."""
+    def render(self, prompts_: list[str], options: RunOptions) -> tuple[list[list[str]], int]:
+        """Render each prompt with the run's seeds in one batch: hashes per prompt, and how
+        many renders the backend really made (cache hits are free)."""
         seeds = options.seeds
-        flat = self.tools.renderer.render(
+        flat, spent = self.tools.renderer.render_counted(
             [p for p in prompts_ for _ in seeds], seeds * len(prompts_), options.render_params
         )
-        return [flat[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(prompts_))]
+        groups = [flat[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(prompts_))]
+        return groups, spent
+
+    def over_budget(self, state: ArpoState, prompt: str, options: RunOptions) -> bool:
+        """Whether one more iteration could exceed the run's render budget: rendering
+        ``prompt`` (the current one, unless already rendered: the run renders it anyway, at
+        the next ``generate`` or at ``finalize``) plus the iteration's worst case."""
+        if options.budget is None:
+            return False
+        seeds = options.seeds
+        pending = self.tools.renderer.missing([prompt] * len(seeds), seeds, options.render_params)
+        needed = state.get("renders_spent", 0) + pending + options.iteration_renders
+        return needed > options.budget
 
     def image_scores(self, renders: list[list[str]], reference: torch.Tensor) -> list[float]:
         """Mean image-image similarity to the reference of each prompt's renders."""
@@ -133,6 +146,8 @@ class Nodes:
             note = f"starting prompt cut to {self.budget.describe()}: {'; '.join(fitted.cut)}"
             log.info(note)
         score = self.tools.scorer.text_similarity([fitted.prompt], reference)[0]
+        # the first prompt is always rendered; an iteration the budget cannot pay does not start
+        affordable = not self.over_budget(state, fitted.prompt, runtime.context)
         return {
             "prompt": fitted.prompt,
             "text_score": score,
@@ -141,7 +156,7 @@ class Nodes:
             "critique": None,
             "candidates": [],
             "note": note,
-            "stop_reason": None,
+            "stop_reason": None if affordable else "budget",
         }
 
     def caption(self, state: ArpoState, reference: torch.Tensor, use_llm: bool) -> str:
@@ -152,7 +167,8 @@ class Nodes:
     @timed
     def generate(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
         options = runtime.context
-        renders = self.render([state["prompt"]], options)[0]
+        groups, spent = self.render([state["prompt"]], options)
+        renders = groups[0]
         image_score = self.image_scores([renders], self.reference_embedding(state))[0]
         current: Rendered = {
             "iteration": state["iteration"],
@@ -161,7 +177,11 @@ class Nodes:
             "image_score": image_score,
             "renders": renders,
         }
-        update: dict[str, Any] = {"renders": renders, "image_score": image_score}
+        update: dict[str, Any] = {
+            "renders": renders,
+            "image_score": image_score,
+            "renders_spent": state.get("renders_spent", 0) + spent,
+        }
         if _better(current, state.get("best"), options.objective):
             update["best"] = current
         return update
@@ -249,7 +269,8 @@ class Nodes:
             key=lambda c: c["text_score"],
             reverse=True,
         )
-        chosen, improved = self.choose(state, ranked, reference, options)
+        chosen, improved, spent = self.choose(state, ranked, reference, options)
+        renders_spent = state.get("renders_spent", 0) + spent
         record = {
             "iteration": state["iteration"],
             "prompt": state["prompt"],
@@ -260,6 +281,7 @@ class Nodes:
             "critique": state.get("critique"),
             "note": state.get("note"),
             "candidates": ranked[:TOP_CANDIDATES_KEPT],
+            "renders_spent": renders_spent,  # the run's, so far (this step's rerank included)
         }
         return {
             "prompt": chosen["prompt"],
@@ -267,6 +289,7 @@ class Nodes:
             "candidates": ranked[:TOP_CANDIDATES_KEPT],
             "stale": 0 if improved else state.get("stale", 0) + 1,
             "note": None,  # recorded; the next iteration starts without notes
+            "renders_spent": renders_spent,
             "history": [record],
         }
 
@@ -276,21 +299,21 @@ class Nodes:
         ranked: list[Scored],
         reference: torch.Tensor,
         options: RunOptions,
-    ) -> tuple[Scored, bool]:
-        """The next prompt and whether it improves on the current one by the run's objective."""
+    ) -> tuple[Scored, bool, int]:
+        """The next prompt, whether it improves on the current one by the run's objective,
+        and the renders the backend made to decide (reranking only)."""
         if options.objective == "text":
-            return ranked[0], ranked[0]["text_score"] > state["text_score"] + 1e-6
+            return ranked[0], ranked[0]["text_score"] > state["text_score"] + 1e-6, 0
         top = [c for c in ranked[: options.rerank_top_k] if c["prompt"] != state["prompt"]]
         if not top:
-            return {"prompt": state["prompt"], "text_score": state["text_score"]}, False
-        image_scores = self.image_scores(
-            self.render([c["prompt"] for c in top], options), reference
-        )
+            return {"prompt": state["prompt"], "text_score": state["text_score"]}, False, 0
+        groups, spent = self.render([c["prompt"] for c in top], options)
+        image_scores = self.image_scores(groups, reference)
         best = max(range(len(top)), key=image_scores.__getitem__)
         current = _score(state.get("image_score"))
         if image_scores[best] > current + 1e-6:
-            return top[best], True
-        return {"prompt": state["prompt"], "text_score": state["text_score"]}, False
+            return top[best], True, spent
+        return {"prompt": state["prompt"], "text_score": state["text_score"]}, False, spent
 
     @timed
     def stop_check(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
@@ -312,6 +335,8 @@ class Nodes:
             options.time_budget_s is not None and state.get("elapsed_s", 0) >= options.time_budget_s
         ):
             reason = "time_budget"
+        elif self.over_budget(state, state["prompt"], options):
+            reason = "budget"
         runtime.stream_writer(
             {
                 "event": "iteration",
@@ -326,6 +351,8 @@ class Nodes:
                 "best_score": best[score_key(options.objective)],  # never decreases
                 "best_text_score": best["text_score"],
                 "best_image_score": best["image_score"],
+                "renders_spent": state.get("renders_spent", 0),
+                "budget": options.budget,
                 "stop_reason": reason,
             }
         )
@@ -335,7 +362,9 @@ class Nodes:
     def finalize(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
         """Render the last selected prompt too, so the answer is the best prompt *seen*."""
         options = runtime.context
-        renders = self.render([state["prompt"]], options)[0]
+        groups, spent = self.render([state["prompt"]], options)
+        renders = groups[0]
+        renders_spent = state.get("renders_spent", 0) + spent
         image_score = self.image_scores([renders], self.reference_embedding(state))[0]
         final: Rendered = {
             "iteration": state["iteration"],
@@ -344,11 +373,19 @@ class Nodes:
             "image_score": image_score,
             "renders": renders,
         }
-        record = {**final, "proposer": None, "critique": None, "note": "final", "candidates": []}
+        record = {
+            **final,
+            "proposer": None,
+            "critique": None,
+            "note": "final",
+            "candidates": [],
+            "renders_spent": renders_spent,
+        }
         update: dict[str, Any] = {
             "history": [record],
             "renders": renders,
             "image_score": image_score,
+            "renders_spent": renders_spent,
         }
         if _better(final, state.get("best"), options.objective):
             update["best"] = final
@@ -357,6 +394,8 @@ class Nodes:
     # -- routing ------------------------------------------------------------------------
 
     def after_generate(self, state: ArpoState, runtime: Runtime[RunOptions]) -> str:
+        if state.get("stop_reason"):  # set by initialize: the budget pays for no iteration
+            return "finalize"
         return "critique" if self.strategy(runtime) == "enhanced" else "propose"
 
     @staticmethod

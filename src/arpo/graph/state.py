@@ -37,5 +37,6 @@ class ArpoState(TypedDict, total=False):
     best: Rendered
     stale: int  # iterations in a row without improvement
     elapsed_s: float  # wall time of finished nodes; survives resume
+    renders_spent: int  # renders the backend made for this run (cache hits free); survives resume
     stop_reason: str | None
     history: Annotated[list[dict[str, Any]], operator.add]  # one record per rendered prompt

@@ -178,6 +178,7 @@ def _header_card(
             ("Initial prompt", _initial_prompt(result.get("initial_prompt"))),
             ("Iterations run", str(n_iters)),
             ("Elapsed", format_elapsed(result.get("elapsed_s"))),
+            ("Renders", esc(renders_line(result))),
             ("Models", chips(_model_names(result.get("models")))),
             ("Family", esc(family_line(result.get("models")))),
             ("Options", chips(result.get("options"))),
@@ -190,6 +191,19 @@ def _header_card(
         f'<span class="badge status-{esc(slug(status))}">{esc(status)}</span></div>'
         f'<h2 class="label">Best prompt</h2>{prompt_html}{scores}{meta}</header>'
     )
+
+
+def renders_line(result: Mapping[str, Any]) -> str:
+    """``12 of 32 (budget)`` or ``12 (no budget)``: the renders the model really made for the
+    run, cache hits apart; a run recorded before renders were counted shows a dash."""
+    spent = as_number(result.get("renders_spent"))
+    if spent is None:
+        return "—"
+    options = result.get("options")
+    budget = as_number(options.get("budget")) if isinstance(options, Mapping) else None
+    if budget is None:
+        return f"{int(spent)} (no budget)"
+    return f"{int(spent)} of {int(budget)} (budget)"
 
 
 def _model_names(models: Any) -> Any:

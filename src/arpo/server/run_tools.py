@@ -14,6 +14,7 @@ from arpo.server.results import run_result
 from arpo.server.schemas import (
     MAX_CANDIDATES,
     MAX_ITERATIONS,
+    Budget,
     ImageArg,
     RunId,
     RunOutput,
@@ -65,6 +66,7 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
                 description="Stop after this many iterations without gain (0: never).",
             ),
         ] = None,
+        budget: Budget = None,
     ) -> Annotated[CallToolResult, RunOutput]:
         def work(job: Job) -> api.Result:
             picture = state.image(image)
@@ -84,6 +86,7 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
                     negative_prompt=negative_prompt,
                     target_score=target_score,
                     patience=patience,
+                    budget=budget,
                 )
 
         return run_result(await run_job(ctx, work, state.job()))

@@ -17,6 +17,7 @@ MAX_ITERATIONS = 50
 MAX_SIDE = 1024
 MAX_STEPS = 100
 MAX_CANDIDATES = 16
+MAX_BUDGET = 10_000  # renders per run: far past what real models spend (32 suits them)
 ARTIFACT_URI = "arpo://artifacts/{artifact_id}"
 RUN_URI = "arpo://runs/{run_id}"
 
@@ -36,6 +37,16 @@ Side = Annotated[
 ]
 Steps = Annotated[int | None, Field(ge=1, le=MAX_STEPS, description="Diffusion steps.")]
 Seed = Annotated[int | None, Field(ge=0, le=2**31 - 1, description="Seed of the renders.")]
+Budget = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=MAX_BUDGET,
+        description="Render budget: renders the model may make for this run (cache hits are "
+        "free); the run stops before an iteration that could exceed it. 32 suits real models; "
+        "default: none.",
+    ),
+]
 RunId = Annotated[str, Field(description="The run id (see list_runs).")]
 RunOrPrompt = Annotated[
     str, Field(description="A prompt, or the run id of a finished reverse_prompt run.")
@@ -69,6 +80,8 @@ class RunOutput(BaseModel):
     initial_prompt: str
     iterations: int
     stop_reason: str | None
+    renders_spent: int = Field(description="Renders the model really made (cache hits free).")
+    budget: int | None = Field(description="The run's render budget; null: none.")
     strategy: str
     best_render: str = Field(description="Artifact id of the best prompt's render.")
     best_render_uri: str

@@ -424,17 +424,31 @@ class RenderCache:
             sort_keys=True,
         )
 
+    def cached(self, prompt: str, seed: int, params: RenderParams) -> str | None:
+        """The stored render of (prompt, seed), if there is one."""
+        record = self.store.get_record(self.key(prompt, seed, params))
+        digest = record.get("image") if record else None
+        return digest if digest and self.store.has(digest) else None
+
+    def missing(self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams) -> int:
+        """How many of these renders :meth:`render_counted` would pass to the backend."""
+        pairs = zip(prompts, seeds, strict=True)
+        return sum(1 for prompt, seed in pairs if self.cached(prompt, seed, params) is None)
+
     def render(
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
     ) -> list[str]:
         """Artifact hashes of the renders, one per (prompt, seed)."""
+        return self.render_counted(prompts, seeds, params)[0]
+
+    def render_counted(
+        self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
+    ) -> tuple[list[str], int]:
+        """Artifact hashes of the renders, one per (prompt, seed), and how many of them the
+        backend really rendered (cache hits are free): what a run's render budget counts."""
         if len(prompts) != len(seeds):
             raise ValueError("render needs one seed per prompt")
-        hashes: list[str | None] = []
-        for prompt, seed in zip(prompts, seeds, strict=True):
-            record = self.store.get_record(self.key(prompt, seed, params))
-            cached = record.get("image") if record else None
-            hashes.append(cached if cached and self.store.has(cached) else None)
+        hashes = [self.cached(p, s, params) for p, s in zip(prompts, seeds, strict=True)]
         missing = [i for i, digest in enumerate(hashes) if digest is None]
         self.hits += len(prompts) - len(missing)
         self.misses += len(missing)
@@ -447,4 +461,4 @@ class RenderCache:
                 digest = self.store.put_image(image)
                 self.store.put_record(self.key(prompts[i], seeds[i], params), {"image": digest})
                 hashes[i] = digest
-        return [digest for digest in hashes if digest is not None]
+        return [digest for digest in hashes if digest is not None], len(missing)
