@@ -48,6 +48,18 @@ def family_presets_home(presets_home: Path) -> Path:
 
 
 @pytest.fixture
+def process_home(presets_home: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A data directory for an ``arpo`` subprocess (the session's presets linked in) and the
+    environment to start it with: offline, no ARPO_* from outside, ARPO_HOME set."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "presets").symlink_to(presets_home / "presets")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARPO_")}
+    env.update({"ARPO_HOME": str(home), "HF_HUB_OFFLINE": "1"})
+    return home, env
+
+
+@pytest.fixture
 def tiny_settings(presets_home: Path, tmp_path: Path) -> Settings:
     """Settings for the tiny preset with a fresh data directory per test (presets shared)."""
     home = tmp_path / "home"

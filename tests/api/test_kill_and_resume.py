@@ -22,13 +22,9 @@ def arpo(*args: str, env: dict[str, str], **kwargs) -> subprocess.Popen:
 
 
 def test_kill_9_then_resume_from_a_second_process(
-    presets_home: Path, reference_png: Path, tmp_path: Path
+    process_home: tuple[Path, dict[str, str]], reference_png: Path
 ) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "presets").symlink_to(presets_home / "presets")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARPO_")}
-    env.update({"ARPO_HOME": str(home), "HF_HUB_OFFLINE": "1"})
+    home, env = process_home
     settings = Settings(home=home)
     iterations = 30
     first = arpo(

@@ -200,13 +200,9 @@ def test_a_warm_up_failure_is_reported_by_the_first_call_in_the_clis_words(
 
 @pytest.mark.parametrize("mode", ["default", "--no-warm-up"])
 def test_stdio_serve_warms_up_by_default_and_not_with_no_warm_up(
-    mode: str, presets_home: Path, tmp_path: Path
+    mode: str, process_home: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "presets").symlink_to(presets_home / "presets")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARPO_")}
-    env.update({"ARPO_HOME": str(home), "HF_HUB_OFFLINE": "1"})
+    _, env = process_home
     args = ["-v", "serve", "--preset", "tiny"] + ([mode] if mode != "default" else [])
     params = StdioServerParameters(
         command=str(Path(sys.executable).with_name("arpo")), args=args, env=env, cwd=str(tmp_path)

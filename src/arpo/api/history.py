@@ -146,14 +146,10 @@ def _referenced(settings: Settings, records: Any) -> set[str]:
     return found
 
 
-def _status(record: RunRecord) -> str:
+def _brief(record: RunRecord, values: dict[str, Any]) -> RunBrief:
     from arpo.api.records import effective_status
 
-    return effective_status(record)
-
-
-def _brief(record: RunRecord, values: dict[str, Any]) -> RunBrief:
-    status, best = _status(record), values.get("best") or {}
+    status, best = effective_status(record), values.get("best") or {}
     return RunBrief(
         run_id=record.run_id,
         status=status,
