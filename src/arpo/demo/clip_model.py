@@ -8,6 +8,7 @@ words keeps the text embedding tiny (the real BPE vocabulary has 49,408 rows).
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from importlib.resources import files
@@ -20,26 +21,35 @@ PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 CONTEXT_LENGTH = 56
 _WORD = re.compile(r"\w+|[^\w\s]+")
 
-#: The architecture. A small ResNet vision tower: it learns position and count far faster
-#: than a small ViT on a CPU (measured while designing the demo world).
-MODEL_CFG: dict[str, Any] = {
-    "embed_dim": 128,
-    "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 16, "head_width": 16},
-    "text_cfg": {
-        "context_length": CONTEXT_LENGTH,
-        "width": 64,
-        "heads": 2,
-        "layers": 2,
-        "hf_tokenizer_name": "local",  # open_clip then loads the tokenizer from the folder
-        "tokenizer_kwargs": {"clean": "whitespace"},
-    },
-}
-PREPROCESS_CFG = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "interpolation": "bicubic"}
+#: Where the architectures live, as data: ``scorer.json`` (the CLIP the search uses) and
+#: ``judge.json`` (the held-out CLIP that judges the bench and that the search never sees).
+ARCHITECTURES = ("scorer", "judge")
+
+
+def architecture(name_or_path: str | Path) -> dict[str, Any]:
+    """An architecture by name (one of :data:`ARCHITECTURES`) or from a JSON file: open_clip's
+    ``model_cfg`` (without the vocabulary size, which the tokenizer decides), its
+    ``preprocess_cfg`` and the ``training`` recipe (scene seeds, seed, hard negatives)."""
+    path = Path(name_or_path)
+    if str(name_or_path) in ARCHITECTURES:
+        path = Path(str(files("arpo.demo").joinpath("architectures", f"{name_or_path}.json")))
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no demo CLIP architecture {str(name_or_path)!r}: use one of "
+            f"{', '.join(ARCHITECTURES)} or the path of a JSON file like them"
+        )
+    return json.loads(path.read_text())
 
 
 def demo_clip_dir() -> Path:
-    """The packaged, trained demo CLIP folder (use as ``local-dir:<this>``)."""
+    """The packaged, trained demo CLIP folder (use as ``local-dir:<this>``): the search's."""
     return Path(str(files("arpo.demo").joinpath("clip")))
+
+
+def demo_judge_dir() -> Path:
+    """The packaged held-out judge CLIP: trained on other scenes, from another seed, with
+    another architecture; the bench judges image similarity with it, the search never uses it."""
+    return Path(str(files("arpo.demo").joinpath("judge")))
 
 
 def world_words(samples: int = 4000) -> list[str]:
@@ -85,6 +95,20 @@ def build_tokenizer(words: list[str]) -> Any:
     )
 
 
-def model_config(vocab_size: int) -> dict[str, Any]:
-    cfg = {**MODEL_CFG, "text_cfg": {**MODEL_CFG["text_cfg"], "vocab_size": vocab_size}}
-    return {"model_cfg": cfg, "preprocess_cfg": PREPROCESS_CFG}
+#: What every demo tower's text config adds: the word-level tokenizer saved beside the weights.
+_TOKENIZER_CFG = {"hf_tokenizer_name": "local", "tokenizer_kwargs": {"clean": "whitespace"}}
+
+
+def model_config(arch: dict[str, Any], vocab_size: int) -> dict[str, Any]:
+    """The ``open_clip_config.json`` of a demo model of architecture ``arch``."""
+    model_cfg = arch["model_cfg"]
+    text_cfg = {
+        **model_cfg["text_cfg"],
+        "context_length": CONTEXT_LENGTH,
+        **_TOKENIZER_CFG,
+        "vocab_size": vocab_size,
+    }
+    return {
+        "model_cfg": {**model_cfg, "text_cfg": text_cfg},
+        "preprocess_cfg": arch["preprocess_cfg"],
+    }

@@ -45,6 +45,7 @@ def retrieval_top1(
     encode_images: EncodeImages, encode_texts: EncodeTexts, scenes: int = 500, pool: int = 100
 ) -> float:
     """Share of held-out scenes whose true caption ranks first among ``pool`` captions."""
+    pool = min(pool, scenes)  # a small evaluation ranks among all its captions
     chosen = [heldout_scene(i) for i in range(scenes)]
     rng = random.Random("retrieval")
     captions = [caption(scene, rng) for scene in chosen]

@@ -1,23 +1,36 @@
-"""Train the demo CLIP contrastively on rendered scenes and their captions.
+"""Train a demo CLIP contrastively on rendered scenes and their captions.
 
-    python -m arpo.demo.train --out src/arpo/demo/clip            # the shipped model
-    python -m arpo.demo.train --out /tmp/clip --steps 300 --pool 20000   # a quick one
+    python -m arpo.demo.train --arch scorer --out src/arpo/demo/clip    # the search's CLIP
+    python -m arpo.demo.train --arch judge --out src/arpo/demo/judge    # the held-out judge
+    python -m arpo.demo.train --arch scorer --out /tmp/clip --steps 300 --pool 20000  # quick
 
-Reproducible: scenes, captions and initial weights come from fixed seeds (results can still
-differ in the last digits across CPUs and thread counts). Scenes are rendered ahead into a
-pool (with two processes); every step draws a batch, captions each scene in a freshly sampled
-phrasing, and adds two hard negatives per scene in the same phrasing (one attribute changed,
-the colour swapped with the background's, an object added or removed, or two objects' colours
-or shapes exchanged), which teach shape, fill, position and binding rather than colour alone.
+An architecture (``arpo/demo/architectures/*.json``) names the towers, the preprocessing and
+the training recipe: which scene seeds it trains on (the judge's are disjoint from the
+scorer's, and both from the ``heldout`` scenes every evaluation uses), its seed, and its hard
+negatives. Every step draws a batch from a pool of scenes rendered ahead, captions each scene
+in a freshly sampled phrasing and adds hard negatives in the same phrasing: ``shape`` or
+``fill`` (that attribute changed, the attributes a small CLIP learns last), or ``any`` (one
+attribute changed, the colour swapped with the background's, an object added or removed, or
+two objects' colours or shapes exchanged), which teach shape, fill, position and binding
+rather than colour alone.
+
+Training checkpoints every ``--checkpoint-every`` steps into ``--work`` and resumes from there
+when started again with the same arguments (the rendered pool is kept there too), so an
+interrupted run continues where it stopped. Reproducible: scenes, captions and initial weights
+come from fixed seeds (results can still differ in the last digits across CPUs and thread
+counts).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import logging
 import math
 import multiprocessing
+import os
 import random
 import time
 from dataclasses import replace
@@ -26,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from arpo.demo.clip_model import build_tokenizer, model_config, world_words
+from arpo.demo.clip_model import architecture, build_tokenizer, model_config, world_words
 from arpo.demo.render import draw_scene
 from arpo.demo.scenes import ATTRIBUTES, Scene, caption, change_attribute, sample_scene
 
@@ -34,38 +47,63 @@ log = logging.getLogger("arpo.demo.train")
 RENDER_SIZE = 128
 
 
-def _render_one(index: int) -> tuple[Scene, bytes]:
+def _render_one(index: int, namespace: str, side: int) -> tuple[Scene, bytes]:
     from PIL import Image
 
-    from arpo.demo.clip_model import MODEL_CFG
-
-    scene = sample_scene(random.Random(f"train:{index}"))
-    image = draw_scene(scene, RENDER_SIZE, RENDER_SIZE, random.Random(f"train-draw:{index}"))
-    side = MODEL_CFG["vision_cfg"]["image_size"]
+    scene = sample_scene(random.Random(f"{namespace}:{index}"))
+    image = draw_scene(scene, RENDER_SIZE, RENDER_SIZE, random.Random(f"{namespace}-draw:{index}"))
     small = image.resize((side, side), Image.Resampling.BICUBIC)
     return scene, np.asarray(small, dtype=np.uint8).tobytes()
 
 
-def render_pool(size: int, workers: int = 2) -> tuple[list[Scene], np.ndarray]:
-    """``size`` training scenes and their images (uint8, N x H x W x 3) at the model's input
-    size, resized the way open_clip's preprocessing resizes (bicubic)."""
-    from arpo.demo.clip_model import MODEL_CFG
-
-    side = MODEL_CFG["vision_cfg"]["image_size"]
+def render_pool(
+    size: int, namespace: str, side: int, workers: int = 2
+) -> tuple[list[Scene], np.ndarray]:
+    """``size`` training scenes from seed ``namespace`` and their images (uint8, N x side x
+    side x 3), resized the way open_clip's preprocessing resizes (bicubic)."""
+    render = functools.partial(_render_one, namespace=namespace, side=side)
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        results = pool.map(_render_one, range(size), chunksize=256)
+        results = pool.map(render, range(size), chunksize=256)
     scenes = [scene for scene, _ in results]
     pixels = np.frombuffer(b"".join(data for _, data in results), dtype=np.uint8)
     return scenes, pixels.reshape(size, side, side, 3)
 
 
-def hard_negative(scene: Scene, rng: random.Random) -> Scene:
-    """A caption-able scene that differs from ``scene`` in one way the loop must not confuse:
-    one attribute changed, an object's colour swapped with the background's, an object
-    added or removed, or two objects' colours or shapes exchanged (attribute binding)."""
+def _cached_pool(
+    work: Path, size: int, namespace: str, side: int
+) -> tuple[list[Scene], np.ndarray]:
+    """The pool, rendered once per (scenes, size, side) and kept in ``work``: scenes are cheap
+    to sample again from their seeds, pixels are not."""
+    path = work / f"pool-{namespace}-{size}-{side}.npy"
+    if path.is_file():
+        try:
+            pixels = np.load(path, mmap_mode="r")
+            if pixels.shape == (size, side, side, 3):
+                scenes = [sample_scene(random.Random(f"{namespace}:{i}")) for i in range(size)]
+                return scenes, np.ascontiguousarray(pixels)
+        except (OSError, ValueError):
+            pass
+        log.warning("rendered pool %s is unreadable; rendering it again", path)
+    scenes, pixels = render_pool(size, namespace, side)
+    partial = path.with_suffix(".partial.npy")
+    np.save(partial, pixels)
+    os.replace(partial, path)
+    return scenes, pixels
+
+
+def hard_negative(scene: Scene, rng: random.Random, kind: str = "any") -> Scene:
+    """A caption-able scene that differs from ``scene`` in one way the loop must not confuse.
+
+    ``kind`` is an attribute (that attribute changed) or ``any``: one attribute changed, an
+    object's colour swapped with the background's, an object added or removed, or two
+    objects' colours or shapes exchanged (attribute binding)."""
+    if kind in ATTRIBUTES:
+        changed = change_attribute(scene, kind, rng)
+        if changed is not None and changed != scene:
+            return changed
     kinds = ["attribute"] * 4 + ["swap_background", "extra", "remove", "bind"]
-    for kind in rng.sample(kinds, len(kinds)):
-        changed = _NEGATIVES[kind](scene, rng)
+    for name in rng.sample(kinds, len(kinds)):
+        changed = _NEGATIVES[name](scene, rng)
         if changed is not None and changed != scene:
             return changed
     return scene
@@ -130,82 +168,156 @@ _NEGATIVES = {
 
 
 def batch_texts(
-    scenes: list[Scene], rng: random.Random, negatives: int = 2
+    scenes: list[Scene], rng: random.Random, negatives: tuple[str, ...] = ("any", "any")
 ) -> tuple[list[str], list[str]]:
-    """Captions, and ``negatives`` hard-negative captions per scene in the same phrasing
-    (same caption seed), negatives ordered [all first negatives, all second, ...]."""
+    """Captions, and one hard-negative caption per scene for each kind in ``negatives``, in
+    the same phrasing (same caption seed), ordered [all first negatives, all second, ...]."""
     positives: list[str] = []
-    rounds: list[list[str]] = [[] for _ in range(negatives)]
+    rounds: list[list[str]] = [[] for _ in negatives]
     for scene in scenes:
         phrasing = rng.getrandbits(32)
         positives.append(caption(scene, random.Random(phrasing)))
-        for texts in rounds:
-            texts.append(caption(hard_negative(scene, rng), random.Random(phrasing)))
+        for kind, texts in zip(negatives, rounds, strict=True):
+            texts.append(caption(hard_negative(scene, rng, kind), random.Random(phrasing)))
     return positives, [text for texts in rounds for text in texts]
+
+
+class Checkpoint:
+    """Training state in ``work/checkpoint.pt``, written atomically; a checkpoint made with
+    other arguments is refused rather than silently mixed in."""
+
+    def __init__(self, work: Path, recipe: dict[str, Any]) -> None:
+        self.path = work / "checkpoint.pt"
+        self.recipe = recipe
+
+    def load(self) -> dict[str, Any] | None:
+        import torch
+
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # a torn or foreign file: start again rather than trust it
+            log.warning("checkpoint %s is unreadable (%s); starting from step 0", self.path, exc)
+            return None
+        if state.get("recipe") != self.recipe:
+            raise SystemExit(
+                f"{self.path} was made with other training arguments; pass --work with a new "
+                "folder, or delete it to start again"
+            )
+        return state
+
+    def save(self, state: dict[str, Any]) -> None:
+        import torch
+
+        partial = self.path.with_suffix(".partial")
+        torch.save({**state, "recipe": self.recipe}, partial)
+        os.replace(partial, self.path)
+
+
+def _schedule(steps: int) -> Any:
+    warmup = max(1, steps // 20)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+    return factor
 
 
 def train(
     out: Path,
     *,
+    arch: str = "scorer",
     steps: int,
     batch: int,
     pool_size: int,
     lr: float,
-    seed: int,
+    seed: int | None = None,
+    work: Path | None = None,
     eval_every: int = 0,
+    checkpoint_every: int = 100,
+    evaluate_scenes: int = 500,
 ) -> dict[str, Any]:
     import open_clip
     import torch
     from safetensors.torch import save_file
 
-    from arpo.demo.clip_model import PREPROCESS_CFG
-
     started = time.time()
+    spec = architecture(arch)
+    recipe_cfg = spec["training"]
+    seed = recipe_cfg["seed"] if seed is None else seed
+    namespace = recipe_cfg["scenes"]
+    negatives = tuple(recipe_cfg["negatives"])
+    side = spec["model_cfg"]["vision_cfg"]["image_size"]
+    recipe = {
+        "arch": {k: spec[k] for k in ("model_cfg", "preprocess_cfg", "training")},
+        "steps": steps,
+        "batch": batch,
+        "pool": pool_size,
+        "lr": lr,
+        "seed": seed,
+    }
+    work = (
+        work
+        or Path(".arpo-train")
+        / hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    )
+    work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(world_words())
     tokenizer.save_pretrained(out)
-    (out / "open_clip_config.json").write_text(json.dumps(model_config(len(tokenizer)), indent=2))
+    config = model_config(spec, len(tokenizer))
+    (out / "open_clip_config.json").write_text(json.dumps(config, indent=2))
 
     torch.manual_seed(seed)
     logging.disable(logging.WARNING)  # open_clip warns that the new model has no weights yet
     model = open_clip.create_model(f"local-dir:{out}", load_weights=False)
     logging.disable(logging.NOTSET)
     tokenize = open_clip.get_tokenizer(f"local-dir:{out}")
+    log.info("%s: %.2f M parameters", arch, sum(p.numel() for p in model.parameters()) / 1e6)
 
-    log.info("rendering %d training scenes...", pool_size)
-    scenes, pixels = render_pool(pool_size)
-    log.info("rendered in %.0f s", time.time() - started)
-    mean = torch.tensor(PREPROCESS_CFG["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(PREPROCESS_CFG["std"]).view(1, 3, 1, 1)
+    log.info("rendering (or loading) %d training scenes from %r...", pool_size, namespace)
+    scenes, pixels = _cached_pool(work, pool_size, namespace, side)
+    log.info("pool ready in %.0f s", time.time() - started)
+    mean = torch.tensor(spec["preprocess_cfg"]["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(spec["preprocess_cfg"]["std"]).view(1, 3, 1, 1)
 
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "logit_scale" not in n]
     rest = [p for n, p in model.named_parameters() if p.ndim < 2 or "logit_scale" in n]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=lr
     )
-    warmup = max(1, steps // 20)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: (
-            (s + 1) / warmup
-            if s < warmup
-            else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
-        ),
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(steps))
     rng = random.Random(f"batches:{seed}")
+    checkpoint = Checkpoint(work, recipe)
+    first, spent = 0, 0.0
+    if (state := checkpoint.load()) is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        rng.setstate(state["rng"])
+        first, spent = state["step"], state["seconds"]
+        log.info("resuming at step %d of %d (%.0f s trained before)", first, steps, spent)
+    resumed_at = time.time()
+
+    def elapsed() -> float:
+        return spent + time.time() - resumed_at
+
     model.train()
-    for step in range(steps):
+    for step in range(first, steps):
         index = rng.sample(range(pool_size), batch)
         images = torch.from_numpy(pixels[index]).permute(0, 3, 1, 2).float().div(255)
         images = (images - mean) / std
-        positives, negatives = batch_texts([scenes[i] for i in index], rng)
+        positives, negative_texts = batch_texts([scenes[i] for i in index], rng, negatives)
         image_features = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
         text_features = torch.nn.functional.normalize(
-            model.encode_text(tokenize(positives + negatives)), dim=-1
+            model.encode_text(tokenize(positives + negative_texts)), dim=-1
         )
         scale = model.logit_scale.exp().clamp(max=100)
         targets = torch.arange(batch)
-        image_logits = scale * image_features @ text_features.T  # B x 3B: hard negatives too
+        image_logits = scale * image_features @ text_features.T  # B x (1+k)B: hard negatives too
         text_logits = scale * text_features[:batch] @ image_features.T
         loss = (
             torch.nn.functional.cross_entropy(image_logits, targets)
@@ -215,41 +327,53 @@ def train(
         loss.backward()
         optimizer.step()
         schedule.step()
-        if step % 50 == 0 or step == steps - 1:
-            log.info(
-                "step %d/%d loss %.3f (%.0f s)", step + 1, steps, loss.item(), time.time() - started
+        done = step + 1
+        if step % 50 == 0 or done == steps:
+            log.info("step %d/%d loss %.3f (%.0f s)", done, steps, loss.item(), elapsed())
+        if done % checkpoint_every == 0 and done < steps:
+            checkpoint.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "rng": rng.getstate(),
+                    "step": done,
+                    "seconds": elapsed(),
+                }
             )
-        if eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
-            log.info("  held-out check: %s", _quick_check(model, tokenize, mean, std))
+        if eval_every and done % eval_every == 0 and done < steps:
+            log.info("  held-out check: %s", _quick_check(model, tokenize, mean, std, side))
             model.train()
 
     model.eval()
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / "open_clip_model.safetensors"))
+    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(out / "open_clip_model.safetensors"))
     report = {
+        "arch": arch if arch in ("scorer", "judge") else spec,
+        "scenes": namespace,
+        "negatives": list(negatives),
+        "parameters": sum(p.numel() for p in model.parameters()),
         "steps": steps,
         "batch": batch,
         "pool": pool_size,
         "lr": lr,
         "seed": seed,
-        "train_seconds": round(time.time() - started, 1),
+        "train_seconds": round(elapsed(), 1),
         "torch_threads": torch.get_num_threads(),
     }
     log.info("trained in %.0f s; evaluating on held-out scenes...", report["train_seconds"])
-    report.update(evaluate_folder(out))
+    report.update(evaluate_folder(out, evaluate_scenes))
     (out / "training.json").write_text(json.dumps(report, indent=2))
     return report
 
 
-def _quick_check(model: Any, tokenize: Any, mean: Any, std: Any) -> dict[str, Any]:
+def _quick_check(model: Any, tokenize: Any, mean: Any, std: Any, side: int) -> dict[str, Any]:
     """Small held-out evaluation of the model being trained (progress, not the report)."""
     import torch
     from PIL import Image
 
-    from arpo.demo.clip_model import MODEL_CFG
     from arpo.demo.evaluate import evaluate
 
-    side = MODEL_CFG["vision_cfg"]["image_size"]
     model.eval()
 
     def images(batch: Any) -> Any:
@@ -281,11 +405,19 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, required=True, help="folder to write the model to")
+    parser.add_argument(
+        "--arch", default="scorer", help="scorer, judge, or the path of an architecture JSON"
+    )
     parser.add_argument("--steps", type=int, default=2400)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--pool", type=int, default=120_000, help="training scenes rendered ahead")
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, help="weights and batches seed (default: the arch's)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--work", type=Path, help="checkpoint and pool folder (default: .arpo-train/<recipe hash>)"
+    )
+    parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--eval-every", type=int, default=400, help="held-out check every N steps")
     parser.add_argument("--evaluate-only", action="store_true", help="only report held-out metrics")
     args = parser.parse_args()
@@ -294,14 +426,21 @@ def main() -> None:
     if args.evaluate_only:
         print(json.dumps(evaluate_folder(args.out), indent=2))
         return
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     report = train(
         args.out,
+        arch=args.arch,
         steps=args.steps,
         batch=args.batch,
         pool_size=args.pool,
         lr=args.lr,
         seed=args.seed,
+        work=args.work,
         eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
     )
     print(json.dumps(report, indent=2))
 
