@@ -179,9 +179,9 @@ def test_reverse_prompt_progress_preview_and_links(toolbox: Toolbox, images: Pat
     assert data["best_prompt"] and isinstance(data["best_text_score"], float)
     iteration_events = [e for e in events if (e[2] or "").startswith("iteration")]
     assert [(e[0], e[1]) for e in iteration_events] == [(1, 3), (2, 3), (3, 3)]
-    # the score the run optimises (text here: no reranking) first, the other labelled beside it
+    # the score the run optimises (image: the default reranks) first, the other labelled beside it
     assert all(
-        re.search(r"best text 0\.\d{4} \(image 0\.\d{4}\)", e[2] or "") for e in iteration_events
+        re.search(r"best image 0\.\d{4} \(text 0\.\d{4}\)", e[2] or "") for e in iteration_events
     )
     assert [block.type for block in result.content] == [
         "text",

@@ -21,6 +21,7 @@ from arpo.bench.pez import PromptLayout, decode_ids, pez_prompt
 from arpo.config import Settings
 from arpo.demo.evaluate import heldout_scene, render_scene
 from arpo.errors import InvalidOptionError
+from arpo.graph.context import DEFAULT_RENDER_BUDGET, RunOptions
 from arpo.tools.toolbox import Toolbox
 
 OFFLINE = [
@@ -170,6 +171,17 @@ def test_a_small_budget_shrinks_iterations_and_width_together() -> None:
     assert arpo_budget_options(preset, 193)["iterations"] == 12  # the options' own budget
 
 
+def test_at_the_default_budget_the_bench_runs_what_a_user_runs() -> None:
+    user = RunOptions()
+    fitted = arpo_budget_options({}, DEFAULT_RENDER_BUDGET)
+    assert fitted == {
+        "iterations": user.iterations,
+        "rerank_top_k": user.rerank_top_k,
+        "candidates": user.candidates,
+    }
+    assert user.budget == DEFAULT_RENDER_BUDGET
+
+
 @pytest.mark.parametrize("budget", [5, 12])
 def test_arpo_methods_stop_at_the_budget_inside_the_graph(
     budget, demo_toolbox, scene_image, tmp_path
@@ -180,6 +192,6 @@ def test_arpo_methods_stop_at_the_budget_inside_the_graph(
     details = output.details
     assert details["options_budget"] == budget
     assert details["renders_spent"] == meter.renders <= budget
-    # iterations are not what stops it: the cap is never below the preset's own
-    assert details["options_iterations"] >= demo_toolbox.option_defaults["iterations"]
+    # iterations are not what stops it: the cap is never below the defaults' own
+    assert details["options_iterations"] >= RunOptions().iterations
     assert details["stop_reason"] in {"budget", "patience"}

@@ -28,7 +28,9 @@ FAST = {"width": 64, "height": 64, "steps": 1}
 
 
 def invert(toolbox: Toolbox, **options: Any) -> api.Result:
-    options = {"strategy": "offline", "prompt": POOR_START, "patience": 0, **FAST, **options}
+    """A text-objective run (no rerank) without a render budget, unless ``options`` say so."""
+    loop = {"patience": 0, "rerank_top_k": 0, "budget": 0}
+    options = {"strategy": "offline", "prompt": POOR_START, **loop, **FAST, **options}
     return api.reverse_prompt(reference_image(), toolbox=toolbox, **options)
 
 

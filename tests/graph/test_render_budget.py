@@ -18,6 +18,7 @@ OPTIONS: dict[str, Any] = {
     "prompt": POOR_START,
     "candidates": 6,
     "patience": 0,
+    "rerank_top_k": 0,  # the text objective unless a case asks for a rerank
     "width": 64,
     "height": 64,
     "steps": 1,
@@ -83,7 +84,7 @@ def test_cached_renders_are_free(tmp_path: Path) -> None:
     toolbox = synthetic_toolbox(tmp_path / "home", painter=painter)
     first = api.reverse_prompt(reference_image(), toolbox=toolbox, **OPTIONS, iterations=4)
     assert first.renders_spent == len(painter.rendered) > 1
-    assert first.budget == 32  # the default for real models (no preset)
+    assert first.budget == 32  # every model's default
 
     painter.calls.clear()
     # the same search again: every render is in the cache, so a budget of one render pays

@@ -53,7 +53,7 @@ def reverse_prompt(
     from arpo.graph.context import RunOptions, resolve_strategy
 
     toolbox = toolbox or get_toolbox()
-    early = RunOptions.build(run_defaults(toolbox), **options)  # bad options fail first
+    early = RunOptions.build(toolbox.option_defaults, **options)  # bad options fail first
     strategy = resolve_strategy(early.strategy, toolbox.llm_available)
     picture = read_image(image, toolbox)
     toolbox.load_models()
@@ -93,20 +93,7 @@ def run_options_for(
     defaults = toolbox.option_defaults_for(
         reference_size, width=options.get("width"), height=options.get("height")
     )
-    return RunOptions.build(run_defaults(toolbox, defaults), **options)
-
-
-DEFAULT_RENDER_BUDGET = 32  # renders per image for real models, whose renders cost seconds
-
-
-def run_defaults(toolbox: Toolbox, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run-option defaults: the models' (``defaults``, else the toolbox's), with a render
-    budget of :data:`DEFAULT_RENDER_BUDGET` for real models (no preset). Presets (the demo
-    world, the tiny test models) set their own, or none."""
-    defaults = dict(toolbox.option_defaults if defaults is None else defaults)
-    if toolbox.preset is None:
-        defaults.setdefault("budget", DEFAULT_RENDER_BUDGET)
-    return defaults
+    return RunOptions.build(defaults, **options)
 
 
 def resume(

@@ -208,7 +208,8 @@ def arpo_budget_options(defaults: dict[str, Any], budget: int) -> dict[str, Any]
     already rendered), else ``s`` (its new prompt, rendered next iteration or at the end).
     Below the options' own worst case (iterations x k), iterations and width shrink by the
     same factor, so a small budget still gets several steps: 12 x 16 at budget 64 gives 7 x 9;
-    above it, the width stays k and the iterations grow."""
+    above it, the width stays k and the iterations grow: the defaults (10 x 3) at the default
+    budget of 32 stay 10 x 3, what a user's run does."""
     from arpo.graph.context import RunOptions
 
     options = RunOptions.build(defaults)
@@ -220,12 +221,15 @@ def arpo_budget_options(defaults: dict[str, Any], budget: int) -> dict[str, Any]
         )
     if not options.rerank_top_k:
         return {"iterations": prompts - 1}
-    iterations = math.ceil((prompts - 1) / options.rerank_top_k)
-    preset_renders = options.iterations * options.rerank_top_k
-    if prompts - 1 < preset_renders:  # shrink depth and width together, not width alone
-        depth = options.iterations * math.sqrt((prompts - 1) / preset_renders)
-        iterations = max(iterations, min(options.iterations, round(depth)))
-    rerank = (prompts - 1) // iterations
+    width, room = options.rerank_top_k, prompts - 1
+    preset_renders = options.iterations * width
+    if room >= preset_renders:  # the options fit: keep their width, deepen
+        iterations = room // width
+    else:  # shrink depth and width together, not width alone
+        depth = options.iterations * math.sqrt(room / preset_renders)
+        iterations = max(math.ceil(room / width), min(options.iterations, round(depth)))
+    iterations = min(iterations, room)  # each iteration renders at least one candidate
+    rerank = room // iterations
     return {
         "iterations": iterations,
         "rerank_top_k": rerank,
@@ -245,7 +249,7 @@ def arpo_method(strategy: str) -> Callable[[BenchTask], MethodOutput]:
         # raises the iteration cap to what the budget could pay for, never below the options'
         # own: the graph's budget (or patience) ends the run, and iterations the render cache
         # serves leave budget for more.
-        iterations = max(int(defaults.get("iterations") or 0), fitted["iterations"])
+        iterations = max(task.run_options().iterations, fitted["iterations"])
         budgeted = {**fitted, "iterations": iterations, "budget": task.budget}
         result = api.reverse_prompt(
             task.reference,

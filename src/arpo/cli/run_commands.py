@@ -77,7 +77,7 @@ def invert(
         int | None,
         typer.Option(
             help="Render budget: stop before an iteration whose renders could exceed R renders "
-            "(cache hits are free; 32 suits real models)."
+            "(cache hits are free). Default: 32, for every model; 0: no budget."
         ),
     ] = None,
     rerank_top_k: Annotated[

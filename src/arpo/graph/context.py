@@ -12,14 +12,23 @@ from arpo.tools.t2i import RenderParams
 Strategy = Literal["auto", "vanilla", "enhanced", "offline"]
 STRATEGIES: tuple[str, ...] = ("auto", "vanilla", "enhanced", "offline")
 
+#: Renders a run may make by default: sized for models whose renders cost seconds. With the
+#: other defaults (10 iterations that each render the top 3 of 8 candidates) a run spends at
+#: most 31; the demo world and real models share these defaults, so the demo shows what a
+#: user of a real model gets.
+DEFAULT_RENDER_BUDGET = 32
+
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How one reverse-prompt run searches. Validated on construction."""
+    """How one reverse-prompt run searches. Validated on construction.
+
+    The defaults are the same for every model (real checkpoints, the demo world, the tiny
+    test models); a model family or preset adds only how it renders (size, steps, guidance)."""
 
     strategy: Strategy = "auto"
-    iterations: int = 8
-    candidates: int = 4
+    iterations: int = 10
+    candidates: int = 8
     seed: int = 0
     images_per_prompt: int = 1
     steps: int = 30
@@ -30,8 +39,9 @@ class RunOptions:
     target_score: float | None = None
     patience: int = 3  # iterations without improvement before stopping; 0 = never
     time_budget_s: float | None = None
-    budget: int | None = None  # renders the backend may make for this run (cache hits free)
-    rerank_top_k: int = 0
+    # renders the backend may make for this run (cache hits free); 0 or None: no limit
+    budget: int | None = DEFAULT_RENDER_BUDGET
+    rerank_top_k: int = 3
     history_in_prompt: int = 8
 
     def __post_init__(self) -> None:
@@ -46,6 +56,8 @@ class RunOptions:
             raise InvalidOptionError(f"patience={self.patience} must be 0 (off) or more.")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise InvalidOptionError(f"time_budget_s={self.time_budget_s} must be positive.")
+        if self.budget == 0:  # like patience 0 and rerank_top_k 0: off
+            object.__setattr__(self, "budget", None)
         if self.budget is not None and self.budget < self.images_per_prompt:
             raise InvalidOptionError(
                 f"budget={self.budget} renders cannot pay for the first prompt's "

@@ -43,8 +43,7 @@ Budget = Annotated[
         ge=1,
         le=MAX_BUDGET,
         description="Render budget: renders the model may make for this run (cache hits are "
-        "free); the run stops before an iteration that could exceed it. 32 suits real models; "
-        "default: none.",
+        "free); the run stops before an iteration that could exceed it. Default: 32.",
     ),
 ]
 RunId = Annotated[str, Field(description="The run id (see list_runs).")]
