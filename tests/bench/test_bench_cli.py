@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from arpo import api
 from arpo.cli import app
 from arpo.config import Settings
+from arpo.demo.clip_model import demo_judge_dir
 from arpo.tools.toolbox import Toolbox
 
 
@@ -39,7 +40,7 @@ def test_bench_command_prints_the_summary_and_writes_the_files(bench_cli, tmp_pa
         assert (out / name).is_file()
         assert str(out / name) in result.stdout
     assert "bench 4/4" in result.stderr  # the progress bar over every pair
-    assert "judge: the search's own CLIP (not held out)" in result.stdout
+    assert f"judge: local-dir:{demo_judge_dir()} (held out)" in result.stdout  # the default
     assert "paired against" not in result.stdout  # no ARPO method ran
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from arpo.bench import run_bench
 from arpo.bench.judge import judge_ref, load_judge
-from arpo.demo.clip_model import demo_clip_dir
+from arpo.demo.clip_model import demo_clip_dir, demo_judge_dir
 from arpo.errors import InvalidOptionError
 from arpo.tools.presets import _build_tiny_clip, preset_spec
 from arpo.tools.toolbox import Toolbox
@@ -39,7 +39,7 @@ def _bench(toolbox: Toolbox, out: Path, judge: str | None = None):
 def test_a_held_out_judge_changes_the_judged_columns_and_not_the_search(
     demo_toolbox: Toolbox, judge_clip: str, tmp_path: Path
 ) -> None:
-    own = _bench(demo_toolbox, tmp_path / "own")
+    own = _bench(demo_toolbox, tmp_path / "own", judge="same")
     held = _bench(demo_toolbox, tmp_path / "held", judge=judge_clip)
     assert len(own.rows) == len(held.rows) == 4
     for mine, theirs in zip(own.rows, held.rows, strict=True):
@@ -84,6 +84,31 @@ def test_resuming_under_another_judge_is_refused(
     with pytest.raises(InvalidOptionError, match="different judge"):
         run_bench("demo:1", out_dir=tmp_path, methods=["interrogate-fast"], replay_seeds=1,
                   judge=judge_clip, toolbox=demo_toolbox)  # fmt: skip
+
+
+def test_the_demo_preset_is_judged_by_its_held_out_judge_by_default(
+    demo_toolbox: Toolbox, tmp_path: Path
+) -> None:
+    outcome = _bench(demo_toolbox, tmp_path / "default")
+    judge = json.loads(outcome.summary_json.read_text())["judge"]
+    assert judge["held_out"] is True
+    assert judge["model"] == f"local-dir:{demo_judge_dir()}"
+    judge_config = json.loads((demo_judge_dir() / "open_clip_config.json").read_text())
+    search_config = json.loads((demo_clip_dir() / "open_clip_config.json").read_text())
+    assert judge_config["model_cfg"] != search_config["model_cfg"]  # another architecture
+    judge_training = json.loads((demo_judge_dir() / "training.json").read_text())
+    search_training = json.loads((demo_clip_dir() / "training.json").read_text())
+    assert judge_training["scenes"] != search_training["scenes"]  # other training scenes
+    assert judge_training["seed"] != search_training["seed"]
+
+
+def test_models_without_a_held_out_judge_must_name_one(
+    tiny_toolbox: Toolbox, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidOptionError, match=r"no held-out judge.*--judge.*--judge same"):
+        run_bench("demo:1", out_dir=tmp_path / "bench", methods=["interrogate-fast"],
+                  toolbox=tiny_toolbox)  # fmt: skip
+    assert not (tmp_path / "bench").exists()
 
 
 def test_judge_references_split_like_open_clip_names() -> None:

@@ -46,7 +46,7 @@ def test_a_bench_writes_results_summary_and_report(demo_toolbox: Toolbox, tmp_pa
     stats = summary["summary"]["random-search"]
     assert stats["images"] == 2 and stats["metrics"]["image_score"]["n"] == 2
     assert summary["summary"]["arpo-vanilla"]["skipped"] == 2
-    assert summary["judge"]["held_out"] is False  # the default: said plainly
+    assert summary["judge"]["held_out"] is True  # the demo preset's held-out judge, by default
     paired = summary["paired"]
     assert paired["reference"] == "arpo-offline" and "arpo-offline" not in paired["methods"]
     fast = paired["methods"]["interrogate-fast"]
@@ -57,7 +57,7 @@ def test_a_bench_writes_results_summary_and_report(demo_toolbox: Toolbox, tmp_pa
     assert "Best score against renders spent" in report and "<polyline" in report
     assert report.count('src="images/scene-10000-1obj/reference.png"') == 1
     assert "arpo-offline" in report and "no LLM configured" in report
-    assert "Paired against arpo-offline" in report and "not held out" in report
+    assert "Paired against arpo-offline" in report and "(held out)" in report
     assert "attribute F1" in report and "attribute precision" in report
     assert [e["done"] for e in events if e["event"] == "pair"] == list(range(1, 9))
     assert events[0] == {"event": "started", "total": 8, "out_dir": str(out.resolve())}
@@ -130,7 +130,7 @@ def test_an_unreadable_image_is_reported_and_the_others_benched(
     out = tmp_path / "bench"
     outcome = run_bench(
         str(folder), out_dir=out, methods=["interrogate-fast"], toolbox=tiny_toolbox,
-        options={"width": 64, "height": 64, "steps": 1}, replay_seeds=1,
+        options={"width": 64, "height": 64, "steps": 1}, replay_seeds=1, judge="same",
     )  # fmt: skip
     assert [(r["image"], r["status"]) for r in outcome.rows] == [("good.png", "done")]
     assert outcome.rows[0]["true_text_score"] is not None

@@ -8,7 +8,10 @@ and text-text columns, while the search keeps the Toolbox's scorer. ``--judge sa
 with the search's own scorer, explicitly, and every output says it is not held out. Naming
 the search's own model any other way is refused, so a held-out label is never wrong.
 
-The default is ``same`` until a held-out demo judge ships (a later session trains one).
+Without ``--judge``, the preset's held-out judge judges (the demo preset ships one: another
+small CLIP, trained on other scenes from another seed with another architecture). Models
+without one (real checkpoints, the tiny test presets) must name a judge: the bench never
+falls back to the search's own CLIP silently.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ if TYPE_CHECKING:
     from arpo.tools.toolbox import Toolbox
 
 SAME = "same"
-DEFAULT_JUDGE = SAME
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,20 @@ def judge_ref(ref: str) -> tuple[str, str | None]:
     return model, pretrained or None
 
 
+def default_judge(toolbox: Toolbox) -> str:
+    """The judge when none is named: the preset's held-out one, else an error that says how
+    to name one."""
+    preset = toolbox.preset
+    if preset is not None and preset.judge_model:
+        return preset.judge_model
+    raise InvalidOptionError(
+        "these models have no held-out judge: name an open_clip model the search does not "
+        "use with --judge (e.g. --judge ViT-L-14/openai, or local-dir:/path/to/clip), or say "
+        "--judge same to judge with the search's own CLIP (the report then says it is not "
+        "held out)."
+    )
+
+
 def check_judge(toolbox: Toolbox, ref: str) -> None:
     """Refuse a judge that names the search's own scorer (only ``same`` may), without
     loading anything."""
@@ -73,7 +89,7 @@ def check_judge(toolbox: Toolbox, ref: str) -> None:
         )
 
 
-def load_judge(toolbox: Toolbox, ref: str = DEFAULT_JUDGE) -> Judge:
+def load_judge(toolbox: Toolbox, ref: str) -> Judge:
     """The judge ``ref`` names (checked by :func:`check_judge`), loaded like the Toolbox's
     scorer (its device and CLIP dtype settings)."""
     check_judge(toolbox, ref)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arpo.errors import ArpoError, InvalidOptionError
+from arpo.graph.context import DEFAULT_RENDER_BUDGET
 
 if TYPE_CHECKING:
     from arpo.bench.dataset import BenchImage
@@ -34,7 +35,6 @@ CONFIG_NAME = "bench.json"
 RESULTS_NAME = "results.csv"
 SUMMARY_NAME = "summary.json"
 REPORT_NAME = "report.html"
-DEFAULT_BUDGET = 64
 DEFAULT_REPLAY_SEEDS = 3
 
 
@@ -71,7 +71,7 @@ def run_bench(
     *,
     out_dir: str | Path,
     methods: Sequence[str] = ("offline",),
-    budget: int = DEFAULT_BUDGET,
+    budget: int | None = None,
     replay_seeds: int = DEFAULT_REPLAY_SEEDS,
     seed: int = 0,
     options: dict[str, Any] | None = None,
@@ -86,17 +86,19 @@ def run_bench(
     ``budget``: renders per image for methods that render; ``replay_seeds``: seeds each final
     prompt is rendered with to measure how well it recreates the image; ``options``: run
     options over the toolbox's defaults for every render (e.g. ``width``, ``steps``);
-    ``judge``: the CLIP that scores every similarity column (:mod:`arpo.bench.judge`; default
-    ``same``, the search's own scorer, labelled as not held out); ``reference``: the method
+    ``judge``: the CLIP that scores every similarity column (:mod:`arpo.bench.judge`; default:
+    the preset's held-out judge; ``same``: the search's own scorer, labelled as not held
+    out); ``reference``: the method
     every other is paired against (default: the first ARPO method benched).
     """
     from arpo.api import get_toolbox
     from arpo.bench.dataset import load_dataset
-    from arpo.bench.judge import DEFAULT_JUDGE, check_judge, load_judge
+    from arpo.bench.judge import check_judge, default_judge, load_judge
     from arpo.bench.methods import resolve_methods
     from arpo.bench.summary import reference_method
     from arpo.graph.context import RunOptions
 
+    budget = DEFAULT_RENDER_BUDGET if budget is None else budget  # what a user's run gets
     if budget < 1:
         raise InvalidOptionError(f"--budget {budget}: give at least 1 render per image.")
     if replay_seeds < 1:
@@ -112,7 +114,7 @@ def run_bench(
     for method in chosen:
         if method.check_budget is not None:
             method.check_budget({**toolbox.option_defaults, **options}, budget)
-    judge = judge or DEFAULT_JUDGE
+    judge = judge if judge is not None else default_judge(toolbox)
     check_judge(toolbox, judge)  # before the out dir is claimed: a refused judge leaves none
     config = BenchConfig(
         budget, replay_seeds, seed, toolbox.describe_models(), options, judge.strip()

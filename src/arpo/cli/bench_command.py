@@ -34,21 +34,25 @@ def bench(
         ),
     ] = None,
     budget: Annotated[
-        int, typer.Option(help="Renders per image for the methods that render.")
-    ] = 64,
+        int | None,
+        typer.Option(
+            help="Renders per image for the methods that render. Default: a run's default "
+            "render budget (32), what users get."
+        ),
+    ] = None,
     seeds: Annotated[
         int, typer.Option(help="Replay seeds: each final prompt is rendered with K new seeds.")
     ] = 3,
     seed: Annotated[int, typer.Option(help="Search seed (renders, random choices).")] = 0,
     judge: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="The CLIP that scores every similarity column: an open_clip model the search "
             "does not use (ViT-B-32/laion2b_s34b_b79k, local-dir:/path, hf-hub:org/repo), or "
-            "'same' for the search's own CLIP (not held out; the default until a held-out demo "
-            "judge ships).",
+            "'same' for the search's own CLIP (not held out). Default: the preset's held-out "
+            "judge (the demo preset ships one); other models must name one.",
         ),
-    ] = "same",
+    ] = None,
     against: Annotated[
         str | None,
         typer.Option(

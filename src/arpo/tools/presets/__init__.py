@@ -68,6 +68,8 @@ class PresetModels:
     clip_name: str = ""
     # family profile values this preset's models need (the tiny models render at 128 px)
     family_overrides: dict[str, Any] = field(default_factory=dict)
+    # an open_clip reference the search never uses, which `arpo bench` judges with by default
+    judge_model: str | None = None
 
     @property
     def t2i_identity(self) -> str:
