@@ -86,6 +86,26 @@ class Settings(BaseSettings):
         "auto", description="CLIP dtype; auto: float16 on CUDA, float32 on the CPU and MPS."
     )
 
+    caption_model: str | None = Field(
+        None,
+        description="Image-to-text model for the first prompt when no LLM captions it: a "
+        "Hugging Face hub id or a local transformers folder (BLIP, e.g. "
+        "Salesforce/blip-image-captioning-large, or an AutoModelForImageTextToText model); "
+        "its caption is completed with vocabulary phrases. Unset: CLIP interrogation alone.",
+    )
+    caption_prompt: str | None = Field(
+        None,
+        description="Text given to the captioner with the image: BLIP continues it (e.g. 'a "
+        "picture of'); a chat model with a chat template gets it as its instruction. Unset: "
+        "none (BLIP captions unconditionally).",
+    )
+    caption_max_new_tokens: int = Field(
+        40, ge=1, le=512, description="Most tokens the captioner writes per caption."
+    )
+    caption_dtype: Dtype = Field(
+        "auto", description="Captioner dtype; auto: float16 on CUDA and MPS, float32 on the CPU."
+    )
+
     llm_model: str = Field("gpt-4o-mini", description="Chat model name (must accept images).")
     llm_base_url: str | None = Field(
         None, description="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (Ollama)."
@@ -137,6 +157,12 @@ class Settings(BaseSettings):
         if value != "none" and value not in PRESETS:
             raise ValueError(f"unknown preset '{value}'; choose one of none, {', '.join(PRESETS)}")
         return value
+
+    @field_validator("caption_model", "caption_prompt", mode="after")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        """``ARPO_CAPTION_MODEL=`` (empty) means no captioner, as leaving it unset does."""
+        return (value.strip() or None) if value is not None else None
 
     @field_validator("allowed_roots", mode="before")
     @classmethod

@@ -88,6 +88,25 @@ def test_a_missing_clip_folder_is_named_with_its_setting(tiny_settings: Settings
     assert not clip.ok and "ARPO_CLIP_MODEL" in (clip.fix or "")
 
 
+def test_the_captioner_is_checked_only_when_set(
+    tiny_settings: Settings, tmp_path: Path, empty_hub_cache: Path
+) -> None:
+    missing = tiny_settings.model_copy(update={"caption_model": "nobody/missing-captioner"})
+    diagnosis = api.doctor(missing)
+    names = [check.check for check in diagnosis.checks]
+    assert names == [*NAMES[: NAMES.index("clip model") + 1], "captioner", *NAMES[7:]]
+    captioner = by_name(diagnosis)["captioner"]
+    assert not captioner.ok and captioner.fix
+    assert "nobody/missing-captioner" in captioner.fix and "ARPO_CAPTION_MODEL" in captioner.fix
+    assert "HF_HUB_OFFLINE" in captioner.fix
+    assert [c.check for c in diagnosis.checks if not c.ok] == ["captioner"]
+    folder = tmp_path / "blip"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "blip"}')
+    local = by_name(api.doctor(missing.model_copy(update={"caption_model": str(folder)})))
+    assert local["captioner"].ok and "local folder" in local["captioner"].detail
+
+
 def test_the_family_of_a_cached_hub_model_is_read_from_the_cache(
     tmp_path: Path, empty_hub_cache: Path
 ) -> None:

@@ -2,12 +2,13 @@
 
 Python and the libraries, the device and its memory, the dtype, the data directory and its
 free disk, the Hugging Face cache, the text-to-image model (where it is, whether it is there
-offline) and its family profile, the CLIP model, the LLM endpoint and the structured-output
-method it is asked for, and the MCP server's image folders. Nothing is downloaded and no model
-is loaded: the model checks are the same cheap ones :meth:`Toolbox.load_models` runs first, so
-with ``HF_HUB_OFFLINE=1`` a missing model is reported in about a second. The LLM gets one tiny
-structured request (and, if the configured method is refused, one per other method, to name
-one that works). Heavy libraries are imported inside the checks.
+offline) and its family profile, the CLIP model, the captioner (when ARPO_CAPTION_MODEL is
+set), the LLM endpoint and the structured-output method it is asked for, and the MCP server's
+image folders. Nothing is downloaded and no model is loaded: the model checks are the same
+cheap ones :meth:`Toolbox.load_models` runs first, so with ``HF_HUB_OFFLINE=1`` a missing
+model is reported in about a second. The LLM gets one tiny structured request (and, if the
+configured method is refused, one per other method, to name one that works). Heavy libraries
+are imported inside the checks.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def doctor(settings: Settings | None = None, *, toolbox: Toolbox | None = None) 
     checks.append(_guard("family", lambda: check_family(toolbox, profile, t2i_check.ok)))
     checks.append(_guard("dtype", lambda: check_dtype(settings, device, profile)))
     checks.append(_guard("clip model", lambda: check_clip(toolbox)))
+    if settings.caption_model is not None:
+        checks.append(_guard("captioner", lambda: check_captioner(settings)))
     checks.append(_guard("data", lambda: check_home(settings)))
     checks.append(_guard("hub cache", check_hub_cache))
     checks.extend(_guard_many("llm", lambda: check_llm(settings)))
@@ -253,6 +256,31 @@ def check_clip(toolbox: Toolbox) -> Check:
         check="clip model",
         ok=True,
         detail=f"{where}: not in the local cache; the first run downloads it",
+    )
+
+
+def check_captioner(settings: Settings) -> Check:
+    """Where ARPO_CAPTION_MODEL is and whether it loads offline (a local folder, or a hub
+    repo in the cache), by the captioner's own cheap check."""
+    from arpo.tools.captioner import check_captioner_ref
+
+    ref = settings.caption_model or ""
+    where = f"ARPO_CAPTION_MODEL={ref}"
+    try:
+        check_captioner_ref(ref)
+    except ArpoError as error:
+        return Check(check="captioner", ok=False, detail=f"{where}: not available", fix=str(error))
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return Check(check="captioner", ok=True, detail=f"{where}: local folder {path}")
+    if _hub_file(ref, "config.json"):
+        detail = f"{where}: in the Hugging Face cache (available offline)"
+        return Check(check="captioner", ok=True, detail=detail)
+    return Check(
+        check="captioner",
+        ok=True,
+        detail=f"{where}: not in the Hugging Face cache; the first caption downloads it "
+        "(not available offline until then)",
     )
 
 

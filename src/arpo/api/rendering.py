@@ -102,7 +102,8 @@ def score(
 
 def caption(image: Any, *, toolbox: Toolbox | None = None, use_llm: bool = True) -> str:
     """A starting prompt for ``image`` without running the loop: the vision LLM's caption when
-    ``use_llm`` and an LLM is configured, else CLIP interrogation over the phrase vocabulary
+    ``use_llm`` and an LLM is configured, else the local captioner's (ARPO_CAPTION_MODEL)
+    completed with vocabulary phrases, else CLIP interrogation over the phrase vocabulary
     (the same caption a run starts from)."""
     from arpo.graph.nodes import caption_reference
 

@@ -412,13 +412,13 @@ def caption_reference(
     budget: TokenBudget | None = None,
 ) -> str:
     """A starting prompt for the stored image ``reference``: the vision LLM's caption when
-    ``use_llm`` and an LLM is configured (CLIP interrogation if its answer does not parse),
-    else CLIP interrogation of ``embedding`` over the phrase vocabulary. The LLM is asked for
-    the style of ``budget`` (default: the configured model family's, its T5 tokens estimated
-    rather than loading the model for its tokenizer)."""
+    ``use_llm`` and an LLM is configured, else (or if its answer does not parse)
+    :func:`offline_caption`. The LLM is asked for the style of ``budget`` (default: the
+    configured model family's, its T5 tokens estimated rather than loading the model for its
+    tokenizer)."""
     chat = tools.chat if use_llm else None
     if chat is None:
-        return tools.interrogator.caption(embedding)
+        return offline_caption(tools, reference, embedding)
     if budget is None:
         from arpo.tools.tokens import budget_for
 
@@ -429,8 +429,21 @@ def caption_reference(
     try:
         return chat.ask(prompts.Caption, [message]).prompt.strip()
     except LLMOutputError as error:
-        log.warning("LLM caption failed (%s); using CLIP interrogation", error)
-        return tools.interrogator.caption(embedding)
+        log.warning("LLM caption failed (%s); captioning without it", error)
+        return offline_caption(tools, reference, embedding)
+
+
+def offline_caption(tools: Toolbox, reference: str, embedding: torch.Tensor) -> str:
+    """A starting prompt without an LLM: the local captioner's caption (ARPO_CAPTION_MODEL)
+    completed with vocabulary phrases while they raise its CLIP score; with no captioner, or
+    an empty caption, CLIP interrogation of ``embedding`` over the phrase vocabulary."""
+    captioner = tools.captioner
+    if captioner is not None:
+        caption = captioner.caption([tools.store.get_image(reference)])[0].strip()
+        if caption:
+            return tools.interrogator.complete(caption, embedding)
+        log.warning("the captioner %s wrote nothing; using CLIP interrogation", captioner.name)
+    return tools.interrogator.caption(embedding)
 
 
 def _notes(*notes: str | None) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
@@ -23,6 +23,9 @@ from arpo.server.schemas import (
     Steps,
 )
 from arpo.server.state import ServerState
+
+if TYPE_CHECKING:
+    from arpo.tools.toolbox import Toolbox
 
 
 def add_image_tools(server: MCPServer, state: ServerState) -> None:
@@ -83,7 +86,9 @@ def add_image_tools(server: MCPServer, state: ServerState) -> None:
         name="caption_image",
         title="Caption an image",
         description="A quick starting prompt for the image, without the search loop: the vision "
-        "LLM's caption when one is configured, else CLIP interrogation over a phrase vocabulary.",
+        "LLM's caption when one is configured, else a local captioning model's (when "
+        "configured) completed with vocabulary phrases, else CLIP interrogation over a phrase "
+        "vocabulary.",
     )
     async def caption_image(
         image: ImageArg,
@@ -95,7 +100,14 @@ def add_image_tools(server: MCPServer, state: ServerState) -> None:
             with job.model():
                 text = api.caption(picture, toolbox=state.toolbox, use_llm=use_llm)
                 score = api.score(picture, [text], toolbox=state.toolbox)[0][1] if text else 0.0
-            method = "llm" if use_llm and state.toolbox.llm_available else "clip"
+            method = _caption_method(state.toolbox, use_llm)
             return CaptionOutput(prompt=text, text_score=score, method=method)
 
         return await run_job(ctx, work, state.job())
+
+
+def _caption_method(toolbox: Toolbox, use_llm: bool) -> Literal["llm", "captioner", "clip"]:
+    """Which model wrote a caption (the order ``api.caption`` tries them in)."""
+    if use_llm and toolbox.llm_available:
+        return "llm"
+    return "captioner" if toolbox.captioner_configured else "clip"

@@ -122,9 +122,10 @@ class ScoreOutput(BaseModel):
 class CaptionOutput(BaseModel):
     prompt: str = Field(description="A starting prompt for the image.")
     text_score: float = Field(description="Its CLIP similarity to the image.")
-    method: Literal["llm", "clip"] = Field(
-        description="llm: the vision LLM was asked (CLIP interrogation if its answer did not "
-        "parse); clip: CLIP interrogation over the phrase vocabulary."
+    method: Literal["llm", "captioner", "clip"] = Field(
+        description="llm: the vision LLM was asked (the fallback below if its answer did not "
+        "parse); captioner: the local captioning model (ARPO_CAPTION_MODEL), completed with "
+        "vocabulary phrases; clip: CLIP interrogation over the phrase vocabulary."
     )
 
 

@@ -1,4 +1,4 @@
-"""Device and dtype choice shared by the diffusion and CLIP wrappers."""
+"""Device and dtype choice shared by the diffusion, CLIP and captioning wrappers."""
 
 from __future__ import annotations
 
@@ -31,18 +31,23 @@ def resolve_device(setting: str = "auto") -> str:
     return setting
 
 
-def dtype_name(device: str, setting: str = "auto", profile: FamilyProfile | None = None) -> str:
+def dtype_name(
+    device: str,
+    setting: str = "auto",
+    profile: FamilyProfile | None = None,
+    *,
+    name: str = "ARPO_DTYPE",
+) -> str:
     """The diffusion dtype's name: ``setting`` (ARPO_DTYPE) when not ``auto``; else the family
     profile's dtype for the device (Flux and SD3 want bfloat16: Flux in float16 renders NaN);
-    without a profile, float16 on accelerators and float32 on the CPU. No torch import."""
+    without a profile, float16 on accelerators and float32 on the CPU. No torch import.
+    ``name`` is the setting that errors name (the captioner's is ARPO_CAPTION_DTYPE)."""
     if setting != "auto":
         if setting not in DTYPES:
-            raise InvalidOptionError(
-                f"ARPO_DTYPE={setting} is unknown; use auto, {', '.join(DTYPES)}."
-            )
+            raise InvalidOptionError(f"{name}={setting} is unknown; use auto, {', '.join(DTYPES)}.")
         if device == "cpu" and setting == "float16":
             raise InvalidOptionError(
-                "ARPO_DTYPE=float16 is not supported on the CPU; use float32 or bfloat16."
+                f"{name}=float16 is not supported on the CPU; use float32 or bfloat16."
             )
         return setting
     if profile is not None:

@@ -27,32 +27,59 @@ def looks_like_path(ref: str) -> bool:
 
 def check_diffusers_ref(ref: str, setting: str) -> str:
     """Return a loadable reference (local dir or hub id), or raise ModelNotAvailableError."""
+    return check_model_ref(
+        ref,
+        setting,
+        kind="text-to-image model",
+        library="diffusers",
+        marker="model_index.json",
+        saved_with="pipeline.save_pretrained()",
+    )
+
+
+def check_transformers_ref(ref: str, setting: str, kind: str) -> str:
+    """:func:`check_diffusers_ref` for a transformers model (its ``config.json``)."""
+    return check_model_ref(
+        ref,
+        setting,
+        kind=kind,
+        library="transformers",
+        marker="config.json",
+        saved_with="model.save_pretrained() and processor.save_pretrained()",
+    )
+
+
+def check_model_ref(
+    ref: str, setting: str, *, kind: str, library: str, marker: str, saved_with: str
+) -> str:
+    """A loadable reference to a ``library`` model: a local folder holding ``marker``, or a
+    hub id (cached, when HF_HUB_OFFLINE=1); else ModelNotAvailableError naming ``setting``."""
     path = Path(ref).expanduser()
     if path.is_dir():
-        if not (path / "model_index.json").is_file():
+        if not (path / marker).is_file():
             raise ModelNotAvailableError(
-                f"'{ref}' is a directory but not a diffusers model (no model_index.json). "
-                f"Point {setting} at a folder saved with pipeline.save_pretrained()."
+                f"'{ref}' is a directory but not a {library} model (no {marker}). "
+                f"Point {setting} at a folder saved with {saved_with}."
             )
         return str(path)
     if not _HUB_ID.match(ref) or path.exists():
         raise ModelNotAvailableError(
-            f"text-to-image model '{ref}' is neither a local diffusers directory nor a hub id "
+            f"{kind} '{ref}' is neither a local {library} directory nor a hub id "
             f"(owner/name). Set {setting} to one of those."
         )
-    if hub_offline() and not _hub_repo_cached(ref):
+    if hub_offline() and not _hub_repo_cached(ref, marker):
         raise ModelNotAvailableError(
-            f"text-to-image model '{ref}' is not in the Hugging Face cache and HF_HUB_OFFLINE=1 "
+            f"{kind} '{ref}' is not in the Hugging Face cache and HF_HUB_OFFLINE=1 "
             f"forbids downloading it. Download it once with network access, or set {setting} "
-            "to a local diffusers directory."
+            f"to a local {library} directory."
         )
     return ref
 
 
-def _hub_repo_cached(repo_id: str) -> bool:
+def _hub_repo_cached(repo_id: str, filename: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(repo_id, "model_index.json")
+    found = try_to_load_from_cache(repo_id, filename)
     return isinstance(found, str)
 
 

@@ -61,7 +61,8 @@ class PhraseRanker:
 
 class Interrogator:
     """Builds a prompt without an LLM: the best subject phrase, then, category by category,
-    the best-scoring of the top few phrases when adding it raises the prompt's score."""
+    the best-scoring of the top few phrases when adding it raises the prompt's score.
+    :meth:`complete` does the second half to a caption written elsewhere (a captioner's)."""
 
     def __init__(
         self,
@@ -77,17 +78,40 @@ class Interrogator:
         self.ranker = ranker or PhraseRanker(scorer, vocabulary)
 
     def caption(self, reference: torch.Tensor) -> str:
-        ranked = self.ranker.rank(reference)
-        by_category: dict[str, list[str]] = {}
-        for item in ranked:
-            by_category.setdefault(item.category, []).append(item.phrase)
-        first = "subject" if "subject" in by_category else next(iter(by_category), None)
+        by_category = self._by_category(reference)
+        first = _content_category(by_category)
         if first is None:
             return ""
-        phrases = [by_category[first][0]]
-        best = self.scorer.text_similarity([phrases[0]], reference)[0]
+        return self._extend(by_category[first][0], reference, by_category, skip=first)
+
+    def complete(self, caption: str, reference: torch.Tensor) -> str:
+        """``caption`` (what the image shows, in words) with a phrase of each other category
+        (style, medium, lighting, ...) added while it raises the prompt's score; the subject
+        category is the caption's own and is not added to."""
+        by_category = self._by_category(reference)
+        return self._extend(caption, reference, by_category, skip=_content_category(by_category))
+
+    def _by_category(self, reference: torch.Tensor) -> dict[str, list[str]]:
+        """Each category's phrases, best first; categories in the order of their best one."""
+        by_category: dict[str, list[str]] = {}
+        for item in self.ranker.rank(reference):
+            by_category.setdefault(item.category, []).append(item.phrase)
+        return by_category
+
+    def _extend(
+        self,
+        start: str,
+        reference: torch.Tensor,
+        by_category: dict[str, list[str]],
+        *,
+        skip: str | None,
+    ) -> str:
+        """Greedy best-mode interrogation from ``start``: per category (but ``skip``), the best
+        of its top ``per_category`` phrases is added when the whole prompt scores higher."""
+        phrases = [start]
+        best = self.scorer.text_similarity([start], reference)[0]
         for category, options in by_category.items():
-            if category == first:
+            if category == skip:
                 continue
             trials = [join_phrases([*phrases, option]) for option in options[: self.per_category]]
             scores = self.scorer.text_similarity(trials, reference)
@@ -96,6 +120,11 @@ class Interrogator:
                 best = scores[top]
                 phrases.append(options[top])
         return join_phrases(phrases)
+
+
+def _content_category(by_category: dict[str, list[str]]) -> str | None:
+    """The category that says what the image shows: ``subject``, else the best-ranked one."""
+    return "subject" if "subject" in by_category else next(iter(by_category), None)
 
 
 class OfflineProposer:

@@ -1,6 +1,7 @@
 """The Toolbox: every model a run needs, loaded lazily and once per process.
 
-Callers may hand in already-loaded components (a renderer, a scorer, a chat model); anything
+Callers may hand in already-loaded components (a renderer, a scorer, a chat model, a
+captioner); anything
 not given is built from :class:`~arpo.config.Settings` on first use. The graph receives a
 Toolbox at build time; models never enter graph state.
 """
@@ -18,6 +19,7 @@ from arpo.config import Settings
 from arpo.tools.loading import looks_like_path
 
 if TYPE_CHECKING:
+    from arpo.tools.captioner import Captioner
     from arpo.tools.chat import StructuredChat
     from arpo.tools.clip import ClipScorer
     from arpo.tools.families import FamilyProfile
@@ -37,6 +39,7 @@ class Toolbox:
         renderer: Renderer | None = None,
         scorer: ClipScorer | None = None,
         chat: StructuredChat | None = None,
+        captioner: Captioner | None = None,
         vocabulary: Vocabulary | None = None,
         store: ArtifactStore | None = None,
     ) -> None:
@@ -45,6 +48,7 @@ class Toolbox:
             "backend": renderer,
             "scorer": scorer,
             "chat": chat,
+            "captioner": captioner,
             "vocabulary": vocabulary,
             "store": store,
         }
@@ -220,6 +224,31 @@ class Toolbox:
         return self._get("chat", build)
 
     @property
+    def captioner_configured(self) -> bool:
+        """Whether a captioner is handed in or named (ARPO_CAPTION_MODEL), without loading it."""
+        return self._given.get("captioner") is not None or self.settings.caption_model is not None
+
+    @property
+    def captioner(self) -> Captioner | None:
+        """The local image-to-text model for first prompts, or None when none is configured."""
+        if not self.captioner_configured:
+            return None
+
+        def build() -> Captioner:
+            from arpo.tools.captioner import Captioner
+
+            settings = self.settings
+            return Captioner.from_pretrained(
+                settings.caption_model or "",
+                device=settings.device,
+                dtype=settings.caption_dtype,
+                prompt=settings.caption_prompt,
+                max_new_tokens=settings.caption_max_new_tokens,
+            )
+
+        return self._get("captioner", build)
+
+    @property
     def vocabulary(self) -> Vocabulary:
         def build() -> Vocabulary:
             from arpo.tools.vocabulary import load_vocabulary
@@ -262,8 +291,9 @@ class Toolbox:
         return self.settings.clip_model, self.settings.clip_pretrained
 
     def load_models(self, on_progress: Callable[[str], None] | None = None) -> None:
-        """Load the renderer and scorer now, checking cheap things first, so a missing model
-        fails in about a second, before any run is recorded.
+        """Load the renderer and scorer (and the captioner, when one is configured) now,
+        checking cheap things first, so a missing model fails in about a second, before any
+        run is recorded.
 
         ``on_progress`` hears what is being done, in words ("loading CLIP ViT-L-14"): the MCP
         server relays it to requests that wait for the models."""
@@ -284,11 +314,20 @@ class Toolbox:
             builder.check(ref)
         if need_scorer:
             check_clip_ref(*self.clip_choice())
+        need_captioner = self._given.get("captioner") is None and self.captioner_configured
+        if need_captioner:
+            from arpo.tools.captioner import check_captioner_ref
+
+            check_captioner_ref(self.settings.caption_model or "")
+        if need_scorer:
             say(f"loading CLIP {clip}")
         self.scorer  # noqa: B018
         if need_backend:
             say(f"loading text-to-image model {t2i}")
         self.backend  # noqa: B018
+        if need_captioner:
+            say(f"loading captioner {self.settings.caption_model}")
+            self.captioner  # noqa: B018
 
     def embed_vocabulary(self, on_progress: Callable[[str], None] | None = None) -> None:
         """Embed every phrase of the vocabulary now (the scorer caches them by text), so the
