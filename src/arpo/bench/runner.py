@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from arpo.errors import ArpoError, InvalidOptionError
-from arpo.graph.context import DEFAULT_RENDER_BUDGET
 
 if TYPE_CHECKING:
     from arpo.bench.dataset import BenchImage
@@ -96,7 +95,7 @@ def run_bench(
     from arpo.bench.judge import check_judge, default_judge, load_judge
     from arpo.bench.methods import resolve_methods
     from arpo.bench.summary import reference_method
-    from arpo.graph.context import RunOptions
+    from arpo.graph.context import DEFAULT_RENDER_BUDGET, RunOptions
 
     budget = DEFAULT_RENDER_BUDGET if budget is None else budget  # what a user's run gets
     if budget < 1:
