@@ -52,6 +52,12 @@ def demo_judge_dir() -> Path:
     return Path(str(files("arpo.demo").joinpath("judge")))
 
 
+def demo_captioner_dir() -> Path:
+    """The packaged demo captioner (a transformers folder): reads a render, writes its prompt;
+    trained by :mod:`arpo.demo.train_captioner` on scenes neither CLIP trained on."""
+    return Path(str(files("arpo.demo").joinpath("captioner")))
+
+
 def world_words(samples: int = 4000) -> list[str]:
     """Every word the world's captions and synonyms use, in a stable order."""
     from arpo.demo.scenes import caption, sample_scene
@@ -68,9 +74,10 @@ def world_words(samples: int = 4000) -> list[str]:
     return sorted(words)
 
 
-def build_tokenizer(words: list[str]) -> Any:
+def build_tokenizer(words: list[str], *, clean_up_spaces: bool = False) -> Any:
     """A fast word-level tokenizer; [EOS] gets the highest id, which open_clip's default
-    argmax pooling takes as the end of the text."""
+    argmax pooling takes as the end of the text. ``clean_up_spaces``: decoding writes "left,
+    on" rather than "left , on" (for the captioner, which writes text)."""
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
@@ -92,6 +99,7 @@ def build_tokenizer(words: list[str]) -> Any:
         pad_token=PAD,
         unk_token=UNK,
         model_max_length=CONTEXT_LENGTH,
+        clean_up_tokenization_spaces=clean_up_spaces,
     )
 
 
