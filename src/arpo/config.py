@@ -91,7 +91,8 @@ class Settings(BaseSettings):
         description="Image-to-text model for the first prompt when no LLM captions it: a "
         "Hugging Face hub id or a local transformers folder (BLIP, e.g. "
         "Salesforce/blip-image-captioning-large, or an AutoModelForImageTextToText model); "
-        "its caption is completed with vocabulary phrases. Unset: CLIP interrogation alone.",
+        "its caption is completed with vocabulary phrases. Unset: the preset's captioner (the "
+        "demo preset ships one), else CLIP interrogation alone; 'none': no captioner at all.",
     )
     caption_prompt: str | None = Field(
         None,
@@ -100,7 +101,7 @@ class Settings(BaseSettings):
         "none (BLIP captions unconditionally).",
     )
     caption_max_new_tokens: int = Field(
-        40, ge=1, le=512, description="Most tokens the captioner writes per caption."
+        60, ge=1, le=512, description="Most tokens the captioner writes per caption."
     )
     caption_dtype: Dtype = Field(
         "auto", description="Captioner dtype; auto: float16 on CUDA and MPS, float32 on the CPU."

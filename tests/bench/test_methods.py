@@ -192,6 +192,9 @@ def test_arpo_methods_stop_at_the_budget_inside_the_graph(
     details = output.details
     assert details["options_budget"] == budget
     assert details["renders_spent"] == meter.renders <= budget
-    # iterations are not what stops it: the cap is never below the defaults' own
+    # the cap is never below the defaults' own iterations
     assert details["options_iterations"] >= RunOptions().iterations
-    assert details["stop_reason"] in {"budget", "patience"}
+    if budget == 5:  # one iteration's worst case past the first prompt: the budget stops it
+        assert details["stop_reason"] == "budget"
+    else:  # restarts keep a stalled run going, so it may also reach the iteration cap
+        assert details["stop_reason"] in {"budget", "patience", "max_iterations"}

@@ -203,3 +203,38 @@ def test_server_error_fails_the_run_and_resume_finishes_it(
     assert [r["proposer"] for r in result.history[:2]] == ["llm", "llm"]
     assert tool_names(fake_openai) == ["Candidates"] * 3
     assert run_record(toolbox, events.run_id)["status"] == "finished"
+
+
+@pytest.mark.parametrize("strategy", ["vanilla", "enhanced"])
+def test_llm_proposals_share_the_budget_and_the_dedupe_of_offline_ones(
+    toolbox: Toolbox, fake_openai: FakeOpenAI, reference_png: Path, strategy: str
+) -> None:
+    """Repeats (and the current prompt) are dropped before scoring; the rerank renders what
+    is left, and the render budget stops an LLM run exactly as it stops an offline one."""
+    critique = [{"differences": ["the square is too small"]}] if strategy == "enhanced" else []
+    rounds = [
+        *critique,
+        {"prompts": ["a red square", "a red square", CAPTION, "a blue square"]},
+        *critique,
+        {"prompts": ["a green square", "a red square, flat", "a red circle"]},
+    ] * 3
+    fake_openai.reply({"prompt": CAPTION}, *rounds)
+
+    result = api.reverse_prompt(
+        reference_png,
+        toolbox=toolbox,
+        strategy=strategy,
+        iterations=6,
+        candidates=4,
+        patience=0,
+        budget=6,
+        rerank_top_k=3,
+        **FAST,
+    )
+
+    first = result.history[0]
+    assert sorted(c["prompt"] for c in first["candidates"]) == sorted(
+        [CAPTION, "a red square", "a blue square"]
+    )  # the current prompt once, each repeat once
+    assert result.renders_spent <= 6
+    assert result.stop_reason == "budget"

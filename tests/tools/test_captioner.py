@@ -241,6 +241,27 @@ def test_the_toolbox_builds_the_configured_captioner_once(
     assert Toolbox(Settings(home=tmp_path), captioner=given).captioner is given
 
 
+def test_a_preset_names_its_captioner_unless_the_setting_says_otherwise(
+    blip_folder: Path, tmp_path: Path
+) -> None:
+    from arpo.demo.clip_model import demo_captioner_dir
+
+    demo = Toolbox(Settings(home=tmp_path, preset="demo"))
+    assert demo.caption_model == str(demo_captioner_dir()) and demo.captioner_configured
+    assert demo.describe_models()["captioner"] == str(demo_captioner_dir())
+    chosen = Toolbox(Settings(home=tmp_path, preset="demo", caption_model=str(blip_folder)))
+    assert chosen.caption_model == str(blip_folder)
+    off = Toolbox(Settings(home=tmp_path, preset="demo", caption_model="none"))
+    assert off.caption_model is None and off.captioner is None
+
+
+def test_beam_hypotheses_are_distinct_and_best_first(blip: Captioner) -> None:
+    (image,) = images(1)
+    found = blip.hypotheses(image, 4)
+    assert 1 <= len(found) <= 4 and len(set(found)) == len(found)
+    assert blip.hypotheses(image, 1) == blip.caption([image])
+
+
 def test_the_caption_dtype_setting_is_checked(blip_folder: Path) -> None:
     from arpo.errors import InvalidOptionError
 

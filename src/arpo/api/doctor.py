@@ -61,8 +61,8 @@ def doctor(settings: Settings | None = None, *, toolbox: Toolbox | None = None) 
     checks.append(_guard("family", lambda: check_family(toolbox, profile, t2i_check.ok)))
     checks.append(_guard("dtype", lambda: check_dtype(settings, device, profile)))
     checks.append(_guard("clip model", lambda: check_clip(toolbox)))
-    if settings.caption_model is not None:
-        checks.append(_guard("captioner", lambda: check_captioner(settings)))
+    if toolbox.caption_model is not None:
+        checks.append(_guard("captioner", lambda: check_captioner(toolbox)))
     checks.append(_guard("data", lambda: check_home(settings)))
     checks.append(_guard("hub cache", check_hub_cache))
     checks.extend(_guard_many("llm", lambda: check_llm(settings)))
@@ -259,13 +259,14 @@ def check_clip(toolbox: Toolbox) -> Check:
     )
 
 
-def check_captioner(settings: Settings) -> Check:
-    """Where ARPO_CAPTION_MODEL is and whether it loads offline (a local folder, or a hub
-    repo in the cache), by the captioner's own cheap check."""
+def check_captioner(toolbox: Toolbox) -> Check:
+    """Where the captioner (ARPO_CAPTION_MODEL, else the preset's) is and whether it loads
+    offline (a local folder, or a hub repo in the cache), by the captioner's own cheap check."""
     from arpo.tools.captioner import check_captioner_ref
 
-    ref = settings.caption_model or ""
-    where = f"ARPO_CAPTION_MODEL={ref}"
+    ref = toolbox.caption_model or ""
+    setting = toolbox.settings.caption_model
+    where = f"ARPO_CAPTION_MODEL={ref}" if setting else f"the preset's captioner {ref}"
     try:
         check_captioner_ref(ref)
     except ArpoError as error:

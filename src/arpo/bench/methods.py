@@ -102,7 +102,12 @@ def caption(task: BenchTask) -> MethodOutput:
     tools = task.toolbox
     digest = tools.store.put_image(task.reference)
     prompt = caption_reference(tools, digest, task.embedding, use_llm=True)
-    note = None if tools.chat is not None else "no LLM configured: CLIP interrogation"
+    if tools.chat is not None:
+        note = None
+    elif tools.captioner_configured:
+        note = f"no LLM configured: captioner {tools.caption_model}, completed by CLIP"
+    else:
+        note = "no LLM or captioner configured: CLIP interrogation"
     return MethodOutput(prompt, note)
 
 
@@ -140,15 +145,17 @@ def pez(task: BenchTask) -> MethodOutput:
 
 
 def random_search(task: BenchTask) -> MethodOutput:
-    """From the interrogation caption, random single-phrase edits (add, replace, drop), each
-    rendered and kept when its renders are more CLIP-similar to the reference: a control
-    with ARPO's renders and its rerank objective (image similarity), without guided
-    proposals."""
+    """From ARPO's own offline first prompt (the captioner's, else interrogation), random
+    single-phrase edits (add, replace, drop), each rendered and kept when its renders are more
+    CLIP-similar to the reference: a control with ARPO's start, renders and rerank objective
+    (image similarity), without guided proposals."""
+    from arpo.graph.nodes import offline_caption
+
     tools = task.toolbox
     options = task.run_options()
     rng = random.Random(f"random-search:{task.seed}")
     per_prompt = len(options.seeds)
-    best = tools.interrogator.caption(task.embedding)
+    best = offline_caption(tools, tools.store.put_image(task.reference), task.embedding)
     best_score = _render_score(tools, best, options, task.embedding)
     tried = {best}
     for _ in range(50 * task.budget):  # bounded: edits may keep landing on tried prompts
@@ -271,7 +278,11 @@ def arpo_method(strategy: str) -> Callable[[BenchTask], MethodOutput]:
 
 
 for _method in (
-    Method("caption", caption, "the initial prompt only: vision-LLM caption, else interrogation"),
+    Method(
+        "caption",
+        caption,
+        "the initial prompt only: vision-LLM caption, else the captioner's, else interrogation",
+    ),
     Method("interrogate-fast", interrogate_fast, "CLIP: top phrase of each category"),
     Method("interrogate-best", interrogate_best, "CLIP: best-of-chain phrase selection"),
     Method("pez", pez, "gradient-based hard prompt (PEZ) through the CLIP text tower"),

@@ -83,6 +83,13 @@ def invert(
     rerank_top_k: Annotated[
         int | None, typer.Option(help="Render the top k candidates and pick by image similarity.")
     ] = None,
+    restarts: Annotated[
+        int | None,
+        typer.Option(
+            help="Where patience would stop, restart from the local captioner's next-best "
+            "caption, up to this many times (default 2; 0: never)."
+        ),
+    ] = None,
     preset: PresetOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -124,6 +131,7 @@ def invert(
                 time_budget_s=time_budget,
                 budget=budget,
                 rerank_top_k=rerank_top_k,
+                restarts=restarts,
             )
     if as_json:
         print_json(result.model_dump(mode="json", exclude={"history"}))
@@ -187,7 +195,7 @@ def demo(
     out.print(
         f"attributes recovered: {len(outcome.hits)}/{len(outcome.hits) + len(outcome.misses)} "
         f"(recall {outcome.recall:.0%}, precision {outcome.precision:.0%}, F1 {outcome.f1:.0%}; "
-        f"the initial interrogation had recall {outcome.initial_recall:.0%}, "
+        f"the first prompt had recall {outcome.initial_recall:.0%}, "
         f"F1 {outcome.initial_f1:.0%})"
     )
     if outcome.hits:

@@ -6,8 +6,9 @@ before looking up the preset's builders, so nothing in ``arpo.tools`` imports th
 - renderer ``"demo"``: :class:`~arpo.demo.render.DemoRenderer` (procedural, nothing to load),
   whose family profile is :data:`~arpo.demo.render.DEMO_PROFILE`;
 - preset ``"demo"``: the packaged demo CLIP folder, the held-out judge CLIP folder (which
-  ``arpo bench`` judges with; the search never loads it) and the demo vocabulary folder (the
-  demo world ships with the package: nothing to build).
+  ``arpo bench`` judges with; the search never loads it), the demo captioner folder (the
+  first prompt of every run without an LLM) and the demo vocabulary folder (the demo world
+  ships with the package: nothing to build).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arpo.demo.clip_model import demo_clip_dir, demo_judge_dir
+from arpo.demo.clip_model import demo_captioner_dir, demo_clip_dir, demo_judge_dir
 from arpo.demo.render import DEMO_PROFILE, DemoRenderer
 from arpo.demo.vocabulary_build import demo_vocabulary_dir
 from arpo.tools import registry
@@ -46,6 +47,7 @@ def demo_models(spec: dict[str, Any], root: Path) -> PresetModels:
         t2i_name=DemoRenderer.name,
         clip_name=DEMO_CLIP_NAME,
         judge_model=f"local-dir:{demo_judge_dir()}",
+        caption_model=str(demo_captioner_dir()),
     )
 
 

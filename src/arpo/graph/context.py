@@ -43,6 +43,9 @@ class RunOptions:
     budget: int | None = DEFAULT_RENDER_BUDGET
     rerank_top_k: int = 3
     history_in_prompt: int = 8
+    # when patience would stop the run, start again from the local captioner's next-best
+    # caption (beam search), up to this many times; the best prompt seen is still the answer
+    restarts: int = 2
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -66,6 +69,8 @@ class RunOptions:
             )
         if self.rerank_top_k < 0:
             raise InvalidOptionError(f"rerank_top_k={self.rerank_top_k} must be 0 (off) or more.")
+        if self.restarts < 0:
+            raise InvalidOptionError(f"restarts={self.restarts} must be 0 (off) or more.")
         self.render_params  # noqa: B018 - constructing it validates sizes and steps
 
     @property

@@ -137,27 +137,41 @@ class Nodes:
     def initialize(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
         use_llm = self.strategy(runtime) != "offline"  # fails early if it cannot run
         reference = self.reference_embedding(state)
-        prompt = (state.get("initial_prompt") or "").strip() or self.caption(
-            state, reference, use_llm
-        )
-        fitted = self.fit(prompt)
+        given = (state.get("initial_prompt") or "").strip()
+        starts = [given] if given else self.starts(state, reference, use_llm, runtime.context)
+        fitted = self.fit(starts[0])
         note = None
         if fitted.cut:
             note = f"starting prompt cut to {self.budget.describe()}: {'; '.join(fitted.cut)}"
             log.info(note)
-        score = self.tools.scorer.text_similarity([fitted.prompt], reference)[0]
+        others = [p for p in dict.fromkeys(self.fit(s).prompt for s in starts[1:]) if p]
+        others = [p for p in others if p != fitted.prompt]
+        scores = self.tools.scorer.text_similarity([fitted.prompt, *others], reference)
         # the first prompt is always rendered; an iteration the budget cannot pay does not start
         affordable = not self.over_budget(state, fitted.prompt, runtime.context)
         return {
             "prompt": fitted.prompt,
-            "text_score": score,
+            "text_score": scores[0],
             "iteration": 0,
             "stale": 0,
             "critique": None,
             "candidates": [],
             "note": note,
             "stop_reason": None if affordable else "budget",
+            "alternatives": [
+                {"prompt": p, "text_score": s} for p, s in zip(others, scores[1:], strict=True)
+            ],
         }
+
+    def starts(
+        self, state: ArpoState, reference: torch.Tensor, use_llm: bool, options: RunOptions
+    ) -> list[str]:
+        """The first prompt, then the hypotheses a stalled search restarts from: the local
+        captioner's next-best captions when it writes the first prompt (no LLM, or its
+        answer unusable), none otherwise."""
+        if use_llm and self.tools.chat is not None:
+            return [self.caption(state, reference, use_llm)]
+        return offline_starts(self.tools, state["reference"], reference, 1 + options.restarts)
 
     def caption(self, state: ArpoState, reference: torch.Tensor, use_llm: bool) -> str:
         return caption_reference(
@@ -337,6 +351,9 @@ class Nodes:
             reason = "time_budget"
         elif self.over_budget(state, state["prompt"], options):
             reason = "budget"
+        restart = self.restart(state, options) if reason == "patience" else None
+        if restart is not None:
+            reason = None
         runtime.stream_writer(
             {
                 "event": "iteration",
@@ -356,7 +373,23 @@ class Nodes:
                 "stop_reason": reason,
             }
         )
-        return {"iteration": iteration, "stop_reason": reason}
+        return {"iteration": iteration, "stop_reason": reason, **(restart or {})}
+
+    def restart(self, state: ArpoState, options: RunOptions) -> dict[str, Any] | None:
+        """Where the search goes instead of stopping on patience: the next hypothesis it has
+        not tried, when the budget pays for rendering it and an iteration; else None."""
+        tried = {record["prompt"] for record in state.get("history", [])}
+        waiting = [a for a in state.get("alternatives", []) if a["prompt"] not in tried]
+        if not waiting or self.over_budget(state, waiting[0]["prompt"], options):
+            return None
+        start = waiting[0]
+        return {
+            "prompt": start["prompt"],
+            "text_score": start["text_score"],
+            "stale": 0,
+            "alternatives": waiting[1:],
+            "note": f"restarted from the captioner's next hypothesis: {start['prompt']}",
+        }
 
     @timed
     def finalize(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
@@ -437,13 +470,26 @@ def offline_caption(tools: Toolbox, reference: str, embedding: torch.Tensor) -> 
     """A starting prompt without an LLM: the local captioner's caption (ARPO_CAPTION_MODEL)
     completed with vocabulary phrases while they raise its CLIP score; with no captioner, or
     an empty caption, CLIP interrogation of ``embedding`` over the phrase vocabulary."""
+    return offline_starts(tools, reference, embedding, 1)[0]
+
+
+def offline_starts(
+    tools: Toolbox, reference: str, embedding: torch.Tensor, count: int
+) -> list[str]:
+    """Up to ``count`` starting prompts without an LLM, best first: the local captioner's
+    ``count`` best captions (beam search; greedy for one) each completed as
+    :func:`offline_caption` completes one; with no captioner, or no caption, the one prompt
+    CLIP interrogation gives."""
     captioner = tools.captioner
     if captioner is not None:
-        caption = captioner.caption([tools.store.get_image(reference)])[0].strip()
-        if caption:
-            return tools.interrogator.complete(caption, embedding)
+        image = tools.store.get_image(reference)
+        found = captioner.hypotheses(image, count) if count > 1 else captioner.caption([image])
+        found = [text.strip() for text in found if text.strip()]
+        if found:
+            completed = [tools.interrogator.complete(text, embedding) for text in found]
+            return list(dict.fromkeys(completed))
         log.warning("the captioner %s wrote nothing; using CLIP interrogation", captioner.name)
-    return tools.interrogator.caption(embedding)
+    return [tools.interrogator.caption(embedding)]
 
 
 def _notes(*notes: str | None) -> str | None:

@@ -39,4 +39,6 @@ class ArpoState(TypedDict, total=False):
     elapsed_s: float  # wall time of finished nodes; survives resume
     renders_spent: int  # renders the backend made for this run (cache hits free); survives resume
     stop_reason: str | None
+    # the captioner's other hypotheses, best first, each a start to restart from on a stall
+    alternatives: list[Scored]
     history: Annotated[list[dict[str, Any]], operator.add]  # one record per rendered prompt

@@ -67,6 +67,15 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
             ),
         ] = None,
         budget: Budget = None,
+        restarts: Annotated[
+            int | None,
+            Field(
+                ge=0,
+                le=MAX_ITERATIONS,
+                description="Where patience would stop, restart from the local captioner's "
+                "next-best caption, up to this many times (0: never).",
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, RunOutput]:
         def work(job: Job) -> api.Result:
             picture = state.image(image)
@@ -87,6 +96,7 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
                     target_score=target_score,
                     patience=patience,
                     budget=budget,
+                    restarts=restarts,
                 )
 
         return run_result(await run_job(ctx, work, state.job()))

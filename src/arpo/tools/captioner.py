@@ -92,12 +92,22 @@ class Captioner:
             captions += self._caption_batch(list(images[start : start + self.batch_size]))
         return captions
 
-    def _caption_batch(self, images: list[Image.Image]) -> list[str]:
+    def hypotheses(self, image: Image.Image, count: int) -> list[str]:
+        """The captioner's ``count`` best captions of ``image`` by beam search, best first,
+        repeats dropped: where it is unsure (a star or a heart?) the runner-ups say so."""
+        if count <= 1:
+            return self.caption([image])
+        texts = self._caption_batch(
+            [image], num_beams=count, num_return_sequences=count, early_stopping=True
+        )
+        return [text for text in dict.fromkeys(texts) if text]
+
+    def _caption_batch(self, images: list[Image.Image], **generate: Any) -> list[str]:
         import torch
 
         inputs = self._inputs([image.convert("RGB") for image in images])
         with torch.inference_mode():
-            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens)
+            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, **generate)
         output = _new_tokens(output, inputs.get("input_ids"))
         texts = self.processor.batch_decode(output, skip_special_tokens=True)
         return [" ".join(text.split()) for text in texts]

@@ -224,14 +224,28 @@ class Toolbox:
         return self._get("chat", build)
 
     @property
+    def caption_model(self) -> str | None:
+        """The captioner a run uses, by name: one handed in, else ARPO_CAPTION_MODEL, else the
+        preset's (the demo preset ships one); ``none`` in the setting turns a preset's off."""
+        given = self._given.get("captioner")
+        if given is not None:
+            return str(given.name)
+        ref = self.settings.caption_model
+        if ref is None and self.preset is not None:
+            ref = self.preset.caption_model
+        return None if ref in (None, "none") else ref
+
+    @property
     def captioner_configured(self) -> bool:
-        """Whether a captioner is handed in or named (ARPO_CAPTION_MODEL), without loading it."""
-        return self._given.get("captioner") is not None or self.settings.caption_model is not None
+        """Whether a captioner is handed in or named (:attr:`caption_model`), without loading
+        it."""
+        return self.caption_model is not None
 
     @property
     def captioner(self) -> Captioner | None:
         """The local image-to-text model for first prompts, or None when none is configured."""
-        if not self.captioner_configured:
+        ref = self.caption_model
+        if ref is None:
             return None
 
         def build() -> Captioner:
@@ -239,7 +253,7 @@ class Toolbox:
 
             settings = self.settings
             return Captioner.from_pretrained(
-                settings.caption_model or "",
+                ref,
                 device=settings.device,
                 dtype=settings.caption_dtype,
                 prompt=settings.caption_prompt,
@@ -318,7 +332,7 @@ class Toolbox:
         if need_captioner:
             from arpo.tools.captioner import check_captioner_ref
 
-            check_captioner_ref(self.settings.caption_model or "")
+            check_captioner_ref(self.caption_model or "")
         if need_scorer:
             say(f"loading CLIP {clip}")
         self.scorer  # noqa: B018
@@ -326,7 +340,7 @@ class Toolbox:
             say(f"loading text-to-image model {t2i}")
         self.backend  # noqa: B018
         if need_captioner:
-            say(f"loading captioner {self.settings.caption_model}")
+            say(f"loading captioner {_short_name(self.caption_model, kind='t2i', preset=False)}")
             self.captioner  # noqa: B018
 
     def embed_vocabulary(self, on_progress: Callable[[str], None] | None = None) -> None:
@@ -374,7 +388,13 @@ class Toolbox:
             clip = f"{settings.clip_model}/{settings.clip_pretrained}"
         chat = self._given.get("chat")
         llm = chat.name if chat else (settings.llm_model if settings.llm_configured else None)
-        return {"t2i": t2i, "clip": clip, "llm": llm, "family": self.profile.name}
+        return {
+            "t2i": t2i,
+            "clip": clip,
+            "llm": llm,
+            "captioner": self.caption_model,
+            "family": self.profile.name,
+        }
 
     def model_identity(self) -> dict[str, str | None]:
         """What picks the models, in names that do not depend on the data directory.

@@ -70,6 +70,9 @@ class PresetModels:
     family_overrides: dict[str, Any] = field(default_factory=dict)
     # an open_clip reference the search never uses, which `arpo bench` judges with by default
     judge_model: str | None = None
+    # a transformers captioner (folder or hub id) for first prompts when ARPO_CAPTION_MODEL
+    # is unset
+    caption_model: str | None = None
 
     @property
     def t2i_identity(self) -> str:
