@@ -221,6 +221,25 @@ def test_one_word_neighbours_are_proposed_even_when_ranked_low():
     assert "a blue star" in candidates
 
 
+def test_a_captioned_phrase_is_fixed_one_word_at_a_time():
+    """A captioner writes "a red striped star in the top left", which no vocabulary holds:
+    replacing the whole phrase by a vocabulary phrase loses what the vocabulary cannot say
+    (here the position), but a one-word swap keeps it."""
+    vocab = Vocabulary.from_mapping(
+        {
+            "subject": ["a red star", "a blue star", "a red heart"],
+            "position": ["in the top left", "in the top right"],
+        }
+    )
+    weights = {"a blue striped star in the top left": 1.0}
+    proposer = OfflineProposer(WordScorer(weights), vocab)
+    candidates = proposer.propose(
+        "a red striped star in the top left", REFERENCE, 4, random.Random(0)
+    )
+    assert candidates[0] == "a blue striped star in the top left"
+    assert "a red striped heart in the top left" in candidates
+
+
 def test_one_per_prompt_categories_are_replaced_not_added():
     vocab = Vocabulary.from_mapping(
         {"subject": ["a cat", "a dog"], "background": ["red wall", "blue wall", "green wall"]},

@@ -145,6 +145,19 @@ def test_neighbours_differ_in_one_word_within_a_category() -> None:
     assert SHAPES.neighbours("not in the vocabulary at all") == ()
 
 
+def test_text_the_vocabulary_lacks_gets_one_word_swaps_it_allows() -> None:
+    """A captioner's phrase: each word swapped for the words the vocabulary uses in its place
+    (red/orange/blue from the stars, hearts and backgrounds; star/heart), articles fixed."""
+    swaps = set(SHAPES.neighbours("a big red star in the corner"))
+    assert swaps == {
+        "a big orange star in the corner",
+        "a big blue star in the corner",
+        "a big red heart in the corner",
+    }
+    assert "an orange star" in SHAPES.word_swaps("a red star")  # "a" becomes "an"
+    assert SHAPES.word_swaps("calm and quiet") == ()  # no word of it has a substitute
+
+
 def test_one_per_prompt_categories_come_from_a_file_marker(tmp_path: Path) -> None:
     (tmp_path / "background.txt").write_text("# arpo: one per prompt\non a red background\n")
     (tmp_path / "subject.txt").write_text("# a plain comment\na red star\n")

@@ -79,16 +79,45 @@ class Vocabulary:
         """Phrases of ``phrase``'s category that differ from it in exactly one word and share
         at least one ("a red star" -> "a blue star", "a red heart"): the fine moves a search
         needs once a phrase is nearly right, which the category's top phrases by similarity
-        often leave out. One-word phrases have none (every other one would qualify)."""
+        often leave out. One-word phrases have none (every other one would qualify). A phrase
+        the vocabulary does not hold (a captioner's) gets its :meth:`word_swaps` instead."""
         found: dict[str, None] = {}
         words = _words(phrase)
         category = self.category_of(phrase)
+        if category is None:
+            return self.word_swaps(phrase)
         for i in range(len(words)):
             key = (category, i, words[:i] + words[i + 1 :])
             for other in self._one_word_index.get(key, ()):
                 if other.casefold() != phrase.strip().casefold():
                     found.setdefault(other)
         return tuple(found)
+
+    def word_swaps(self, phrase: str) -> tuple[str, ...]:
+        """``phrase`` with one word swapped for a word the vocabulary uses in its place, where
+        swapping the two turns one of its phrases into another of the same category ("red"
+        and "blue" in "a red star" and "a blue star"; "left" and "right" in "in the top
+        left"): fine moves for any text, such as a captioner's "a large red striped star in
+        the top left", whose phrase no vocabulary holds."""
+        words = _words(phrase)
+        own = " ".join(words)
+        found: dict[str, None] = {}
+        for i, word in enumerate(words):
+            for other in self._substitutes.get(word, ()):
+                text = _spoken([*words[:i], other, *words[i + 1 :]])
+                if text != own:
+                    found.setdefault(text)
+        return tuple(found)
+
+    @cached_property
+    def _substitutes(self) -> dict[str, tuple[str, ...]]:
+        """word -> the words that replace it in some one-word edit of a vocabulary phrase."""
+        found: dict[str, dict[str, None]] = {}
+        for (_, position, _), phrases in self._one_word_index.items():
+            words = sorted({_words(phrase)[position] for phrase in phrases})
+            for word in words if len(words) > 1 else ():
+                found.setdefault(word, {}).update((w, None) for w in words if w != word)
+        return {word: tuple(others) for word, others in found.items()}
 
     @cached_property
     def _one_word_index(self) -> dict[tuple[str | None, int, tuple[str, ...]], list[str]]:
@@ -106,6 +135,16 @@ class Vocabulary:
 
     def __hash__(self) -> int:
         return hash((tuple(self.categories.items()), self.one_per_prompt))
+
+
+def _spoken(words: Iterable[str]) -> str:
+    """Words joined back into a phrase, "a" written "an" before a vowel ("an orange star")."""
+    listed = list(words)
+    fixed = [
+        "an" if w == "a" and i + 1 < len(listed) and listed[i + 1][:1] in "aeiou" else w
+        for i, w in enumerate(listed)
+    ]
+    return " ".join(fixed)
 
 
 def _words(phrase: str) -> tuple[str, ...]:
