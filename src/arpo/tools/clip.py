@@ -181,6 +181,22 @@ class ClipScorer:
             rows = [found[t] for t in texts]
         return torch.stack(rows) if rows else torch.empty(0)
 
+    def embed_uncached(self, texts: Sequence[str]) -> torch.Tensor:
+        """``texts`` (each within the context) embedded by the model now, cache or not: what
+        checks that stored embeddings still belong to this model."""
+        import torch
+
+        found: dict[str, torch.Tensor] = {}
+        with self._lock:
+            self._embed(list(dict.fromkeys(texts)), found)
+        return torch.stack([found[t] for t in texts])
+
+    def remember_texts(self, texts: Sequence[str], rows: torch.Tensor) -> None:
+        """Seed the text cache with embeddings computed earlier (one row per text)."""
+        with self._lock:
+            for text, row in zip(texts, rows, strict=True):
+                self._remember(self._texts, text, row)
+
     def _embed(self, texts: list[str], found: dict[str, torch.Tensor]) -> None:
         """Embed ``texts`` (each within the context) in batches into ``found``."""
         import torch

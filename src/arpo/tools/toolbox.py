@@ -54,6 +54,7 @@ class Toolbox:
         }
         self._lock = threading.RLock()
         self._profile: FamilyProfile | None = None
+        self._vocabulary_embedded = False
 
     def _get(self, name: str, build: Any) -> Any:
         if self._given.get(name) is None:
@@ -278,7 +279,12 @@ class Toolbox:
     def phrase_ranker(self) -> PhraseRanker:
         from arpo.tools.phrases import PhraseRanker
 
-        return self._get("phrase_ranker", lambda: PhraseRanker(self.scorer, self.vocabulary))
+        def build() -> PhraseRanker:
+            if hasattr(self.scorer, "remember_texts"):  # a real scorer: from the disk cache
+                self.embed_vocabulary()  # the ranker scores every phrase anyway
+            return PhraseRanker(self.scorer, self.vocabulary)
+
+        return self._get("phrase_ranker", build)
 
     @property
     def interrogator(self) -> Interrogator:
@@ -345,15 +351,30 @@ class Toolbox:
 
     def embed_vocabulary(self, on_progress: Callable[[str], None] | None = None) -> None:
         """Embed every phrase of the vocabulary now (the scorer caches them by text), so the
-        first interrogation or offline step does not pay for it."""
+        first interrogation or offline step does not pay for it; from the embeddings an
+        earlier process stored under ARPO_HOME/cache when they still match the model
+        (:class:`~arpo.tools.text_cache.TextEmbeddingCache`). Once per toolbox."""
+        if self._vocabulary_embedded:
+            return
+        from arpo.tools.text_cache import TextEmbeddingCache
+
         say = on_progress or _quiet
+        scorer = self.scorer
         phrases = list(
             dict.fromkeys(p for group in self.vocabulary.categories.values() for p in group)
         )
-        chunk = 256
-        for start in range(0, len(phrases), chunk):
-            say(f"embedding the phrase vocabulary ({start}/{len(phrases)} phrases)")
-            self.scorer.encode_texts(phrases[start : start + chunk])
+        stored = TextEmbeddingCache(self.settings.home / "cache" / "text-embeddings")
+        real = hasattr(scorer, "remember_texts")  # stand-in scorers keep no such cache
+        if real and stored.load(scorer, phrases):
+            say(f"phrase vocabulary: {len(phrases)} embeddings from the cache")
+        else:
+            chunk = 256
+            for start in range(0, len(phrases), chunk):
+                say(f"embedding the phrase vocabulary ({start}/{len(phrases)} phrases)")
+                scorer.encode_texts(phrases[start : start + chunk])
+            if real:
+                stored.save(scorer, phrases)
+        self._vocabulary_embedded = True
 
     def describe_family(self) -> dict[str, Any]:
         """The family profile a run renders by, as its record and report show it
