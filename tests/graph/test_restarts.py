@@ -96,3 +96,14 @@ def test_a_given_prompt_has_no_hypotheses_to_restart_from(tmp_path: Path) -> Non
     result = invert(tools, prompt="a house", restarts=2)
     assert captioner.asked == []
     assert not any((r["note"] or "").startswith("restarted") for r in result.history)
+
+
+def test_a_negative_restart_count_is_refused_naming_the_option(tmp_path: Path) -> None:
+    import pytest
+
+    from arpo.errors import InvalidOptionError
+
+    tools, _ = toolbox(tmp_path, BeamCaptioner(HYPOTHESES))
+    with pytest.raises(InvalidOptionError, match="restarts=-1"):
+        invert(tools, restarts=-1)
+    assert not list(tools.settings.runs_dir.glob("*"))  # nothing half-recorded

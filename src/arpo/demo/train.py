@@ -214,6 +214,50 @@ class Checkpoint:
         torch.save({**state, "recipe": self.recipe}, partial)
         os.replace(partial, self.path)
 
+    def save_training(
+        self,
+        model: Any,
+        optimizer: Any,
+        schedule: Any,
+        rng: random.Random,
+        step: int,
+        seconds: float,
+    ) -> None:
+        """Everything a resumed run needs to continue exactly: weights, optimiser, schedule,
+        the batch RNG and torch's (dropout draws from it)."""
+        import torch
+
+        self.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "rng": rng.getstate(),
+                "torch_rng": torch.get_rng_state(),
+                "step": step,
+                "seconds": seconds,
+            }
+        )
+
+    def resume_training(
+        self, model: Any, optimizer: Any, schedule: Any, rng: random.Random
+    ) -> tuple[int, float]:
+        """Restore what :meth:`save_training` stored, if there is a checkpoint: the step to
+        continue from and the seconds trained before (0, 0.0 when starting afresh)."""
+        import torch
+
+        state = self.load()
+        if state is None:
+            return 0, 0.0
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        rng.setstate(state["rng"])
+        if "torch_rng" in state:  # checkpoints from before it was kept
+            torch.set_rng_state(state["torch_rng"])
+        log.info("resuming at step %d (%.0f s trained before)", state["step"], state["seconds"])
+        return state["step"], state["seconds"]
+
 
 def _schedule(steps: int) -> Any:
     warmup = max(1, steps // 20)
@@ -292,14 +336,7 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(steps))
     rng = random.Random(f"batches:{seed}")
     checkpoint = Checkpoint(work, recipe)
-    first, spent = 0, 0.0
-    if (state := checkpoint.load()) is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        rng.setstate(state["rng"])
-        first, spent = state["step"], state["seconds"]
-        log.info("resuming at step %d of %d (%.0f s trained before)", first, steps, spent)
+    first, spent = checkpoint.resume_training(model, optimizer, schedule, rng)
     resumed_at = time.time()
 
     def elapsed() -> float:
@@ -331,16 +368,7 @@ def train(
         if step % 50 == 0 or done == steps:
             log.info("step %d/%d loss %.3f (%.0f s)", done, steps, loss.item(), elapsed())
         if done % checkpoint_every == 0 and done < steps:
-            checkpoint.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "rng": rng.getstate(),
-                    "step": done,
-                    "seconds": elapsed(),
-                }
-            )
+            checkpoint.save_training(model, optimizer, schedule, rng, done, elapsed())
         if eval_every and done % eval_every == 0 and done < steps:
             log.info("  held-out check: %s", _quick_check(model, tokenize, mean, std, side))
             model.train()
@@ -400,17 +428,25 @@ def evaluate_folder(folder: Path, scenes: int = 500) -> dict[str, Any]:
     return evaluate_scorer(scorer, scenes)
 
 
-def main() -> None:
+def training_parser(
+    doc: str | None,
+    *,
+    arch: str,
+    arch_help: str,
+    steps: int,
+    batch: int,
+    pool: int,
+    eval_every: int,
+) -> argparse.ArgumentParser:
+    """The command line both demo trainers share (the CLIPs' and the captioner's)."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, required=True, help="folder to write the model to")
-    parser.add_argument(
-        "--arch", default="scorer", help="scorer, judge, or the path of an architecture JSON"
-    )
-    parser.add_argument("--steps", type=int, default=2400)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--pool", type=int, default=120_000, help="training scenes rendered ahead")
+    parser.add_argument("--arch", default=arch, help=arch_help)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--pool", type=int, default=pool, help="training scenes rendered ahead")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, help="weights and batches seed (default: the arch's)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
@@ -418,19 +454,32 @@ def main() -> None:
         "--work", type=Path, help="checkpoint and pool folder (default: .arpo-train/<recipe hash>)"
     )
     parser.add_argument("--checkpoint-every", type=int, default=100)
-    parser.add_argument("--eval-every", type=int, default=400, help="held-out check every N steps")
+    parser.add_argument(
+        "--eval-every", type=int, default=eval_every, help="held-out check every N steps"
+    )
     parser.add_argument("--evaluate-only", action="store_true", help="only report held-out metrics")
-    args = parser.parse_args()
+    return parser
+
+
+def run_training(
+    args: argparse.Namespace,
+    train_model: Any,
+    evaluate: Any,
+    logger: logging.Logger,
+) -> None:
+    """Parsed :func:`training_parser` arguments to a report on stdout: train with
+    ``train_model`` (or only ``evaluate`` the folder with ``--evaluate-only``)."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+    logger.setLevel(logging.INFO)
     log.setLevel(logging.INFO)
     if args.evaluate_only:
-        print(json.dumps(evaluate_folder(args.out), indent=2))
+        print(json.dumps(evaluate(args.out), indent=2))
         return
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    report = train(
+    report = train_model(
         args.out,
         arch=args.arch,
         steps=args.steps,
@@ -443,6 +492,19 @@ def main() -> None:
         checkpoint_every=args.checkpoint_every,
     )
     print(json.dumps(report, indent=2))
+
+
+def main() -> None:
+    parser = training_parser(
+        __doc__,
+        arch="scorer",
+        arch_help="scorer, judge, or the path of an architecture JSON",
+        steps=2400,
+        batch=256,
+        pool=120_000,
+        eval_every=400,
+    )
+    run_training(parser.parse_args(), train, evaluate_folder, log)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Checkpoints and the rendered pool live in ``--work`` and a rerun with the same a
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -31,7 +30,7 @@ from typing import Any
 
 from arpo.demo.clip_model import architecture, build_tokenizer, world_words
 from arpo.demo.scenes import ATTRIBUTES, Scene, SceneObject, attribute_score, canonical_prompt
-from arpo.demo.train import Checkpoint, _cached_pool, _schedule
+from arpo.demo.train import Checkpoint, _cached_pool, _schedule, run_training, training_parser
 from arpo.demo.world import POSITION_ANCHORS
 
 log = logging.getLogger("arpo.demo.train_captioner")
@@ -150,15 +149,7 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(steps))
     rng = random.Random(f"caption-batches:{seed}")
     checkpoint = Checkpoint(work, recipe)
-    first, spent = 0, 0.0
-    if (state := checkpoint.load()) is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])  # dropout's draws continue where they were
-        first, spent = state["step"], state["seconds"]
-        log.info("resuming at step %d of %d (%.0f s trained before)", first, steps, spent)
+    first, spent = checkpoint.resume_training(model, optimizer, schedule, rng)
     resumed_at = time.time()
 
     def elapsed() -> float:
@@ -181,17 +172,7 @@ def train(
         if step % 50 == 0 or done == steps:
             log.info("step %d/%d loss %.3f (%.0f s)", done, steps, loss.item(), elapsed())
         if done % checkpoint_every == 0 and done < steps:
-            checkpoint.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "rng": rng.getstate(),
-                    "torch_rng": torch.get_rng_state(),
-                    "step": done,
-                    "seconds": elapsed(),
-                }
-            )
+            checkpoint.save_training(model, optimizer, schedule, rng, done, elapsed())
         if eval_every and done % eval_every == 0 and done < steps:
             model.eval()
             quick = caption_accuracy(_InTraining(model, processor), scenes=100)
@@ -287,48 +268,16 @@ def evaluate_folder(folder: Path, scenes: int = 300) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = training_parser(
+        __doc__,
+        arch="captioner",
+        arch_help="captioner, or the path of an architecture JSON",
+        steps=3000,
+        batch=96,
+        pool=60_000,
+        eval_every=500,
     )
-    parser.add_argument("--out", type=Path, required=True, help="folder to write the model to")
-    parser.add_argument(
-        "--arch", default="captioner", help="captioner, or the path of an architecture JSON"
-    )
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=96)
-    parser.add_argument("--pool", type=int, default=60_000, help="training scenes rendered ahead")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, help="weights and batches seed (default: the arch's)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    parser.add_argument(
-        "--work", type=Path, help="checkpoint and pool folder (default: .arpo-train/captioner-*)"
-    )
-    parser.add_argument("--checkpoint-every", type=int, default=100)
-    parser.add_argument("--eval-every", type=int, default=500, help="held-out check every N steps")
-    parser.add_argument("--evaluate-only", action="store_true", help="only report held-out metrics")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-    log.setLevel(logging.INFO)
-    if args.evaluate_only:
-        print(json.dumps(evaluate_folder(args.out), indent=2))
-        return
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    report = train(
-        args.out,
-        arch=args.arch,
-        steps=args.steps,
-        batch=args.batch,
-        pool_size=args.pool,
-        lr=args.lr,
-        seed=args.seed,
-        work=args.work,
-        checkpoint_every=args.checkpoint_every,
-        eval_every=args.eval_every,
-    )
-    print(json.dumps(report, indent=2))
+    run_training(parser.parse_args(), train, evaluate_folder, log)
 
 
 if __name__ == "__main__":
