@@ -80,6 +80,20 @@ def test_caption_without_subject_category_starts_with_the_best_category():
     assert caption == "a cat, oil painting"
 
 
+def test_complete_does_not_repeat_what_the_caption_already_says():
+    # the scorer rewards a repeated phrase (as a real CLIP may) and a second medium; the
+    # caption names its medium, so completion adds neither
+    completed = Interrogator(WordScorer(WEIGHTS), VOCABULARY).complete(
+        "a dog, Oil Painting", REFERENCE
+    )
+    assert completed == "a dog, Oil Painting, red tones"
+
+
+def test_complete_adds_the_best_new_phrase_of_each_category():
+    completed = Interrogator(WordScorer(WEIGHTS), VOCABULARY).complete("a dog", REFERENCE)
+    assert completed == "a dog, oil painting, red tones"
+
+
 def test_caption_with_the_tiny_clip_model(tiny_models):
     scorer = tiny_models.scorer
     vocabulary = load_vocabulary()

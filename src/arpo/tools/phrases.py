@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,12 +107,13 @@ class Interrogator:
         *,
         skip: str | None,
     ) -> str:
-        """Greedy best-mode interrogation from ``start``: per category (but ``skip``), the best
-        of its top ``per_category`` phrases is added when the whole prompt scores higher."""
+        """Greedy best-mode interrogation from ``start``: per category (but ``skip`` and those
+        ``start`` already says a phrase of), the best of its top ``per_category`` phrases is
+        added when the whole prompt scores higher."""
         phrases = [start]
         best = self.scorer.text_similarity([start], reference)[0]
         for category, options in by_category.items():
-            if category == skip:
+            if category == skip or any(_says(start, option) for option in options):
                 continue
             trials = [join_phrases([*phrases, option]) for option in options[: self.per_category]]
             scores = self.scorer.text_similarity(trials, reference)
@@ -120,6 +122,12 @@ class Interrogator:
                 best = scores[top]
                 phrases.append(options[top])
         return join_phrases(phrases)
+
+
+def _says(prompt: str, phrase: str) -> bool:
+    """Whether ``prompt`` already says ``phrase`` (whole words, any case): a category the
+    caption already speaks to (its style, say) is not completed again."""
+    return re.search(rf"\b{re.escape(phrase.lower())}\b", prompt.lower()) is not None
 
 
 def _content_category(by_category: dict[str, list[str]]) -> str | None:
