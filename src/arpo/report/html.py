@@ -361,12 +361,22 @@ figcaption { font-size:.82rem; color:var(--muted); margin-top:4px; }
 .delta.up { color:#15803d; }
 .delta.down { color:#b91c1c; }
 .delta.flat { color:var(--muted); }
-details.candidates { margin-top:10px; }
+details.candidates { margin-top:-8px; grid-column:1 / -1; min-width:0; }
 details.candidates summary { cursor:pointer; color:var(--accent); font-size:.9rem; }
 table { border-collapse:collapse; width:100%; margin-top:6px; font-size:.88rem; }
 th, td { text-align:left; padding:4px 8px; border-bottom:1px solid var(--line);
   vertical-align:top; }
-th { color:var(--muted); font-weight:600; }
+th { color:var(--muted); font-weight:600; white-space:nowrap; }
 td.num { font-variant-numeric:tabular-nums; white-space:nowrap; }
+details.stall { border-top:1px solid var(--line); padding:10px 0; }
+details.stall > summary { cursor:pointer; }
+details.stall[open] > summary { margin-bottom:8px; }
+.by { display:inline-block; min-width:3.4em; color:var(--muted); font-size:.8rem; }
+.by.image { color:#b45309; font-weight:600; }
+mark.seed { background:#fef3c7; color:inherit; border-bottom:2px dotted #d97706;
+  padding:0 1px; }
+.chip.fact.hit { background:#dcfce7; border-color:#86efac; }
+.chip.fact.miss { background:#fee2e2; border-color:#fca5a5; }
+.demo pre.prompt { margin:0; }
 @media (max-width:720px) { .iter { grid-template-columns:1fr; } }
 """
