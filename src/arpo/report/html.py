@@ -378,5 +378,11 @@ mark.seed { background:#fef3c7; color:inherit; border-bottom:2px dotted #d97706;
 .chip.fact.hit { background:#dcfce7; border-color:#86efac; }
 .chip.fact.miss { background:#fee2e2; border-color:#fca5a5; }
 .demo pre.prompt { margin:0; }
+.remix-grid { display:grid; gap:16px; align-items:start; }
+.remix-col { display:flex; flex-direction:column; gap:10px; min-width:0; }
+.remix-col.result { align-self:center; }
+.remix-col figure img { width:100%; }
+.run-link { margin:0; font-size:.88rem; }
 @media (max-width:720px) { .iter { grid-template-columns:1fr; } }
+@media (max-width:560px) { .remix-grid { grid-template-columns:1fr !important; } }
 """
