@@ -363,10 +363,11 @@ figcaption { font-size:.82rem; color:var(--muted); margin-top:4px; }
 .delta.flat { color:var(--muted); }
 details.candidates { margin-top:-8px; grid-column:1 / -1; min-width:0; }
 details.candidates summary { cursor:pointer; color:var(--accent); font-size:.9rem; }
+details.candidates th { white-space:nowrap; }
 table { border-collapse:collapse; width:100%; margin-top:6px; font-size:.88rem; }
 th, td { text-align:left; padding:4px 8px; border-bottom:1px solid var(--line);
   vertical-align:top; }
-th { color:var(--muted); font-weight:600; white-space:nowrap; }
+th { color:var(--muted); font-weight:600; }
 td.num { font-variant-numeric:tabular-nums; white-space:nowrap; }
 details.stall { border-top:1px solid var(--line); padding:10px 0; }
 details.stall > summary { cursor:pointer; }
