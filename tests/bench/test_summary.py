@@ -116,8 +116,10 @@ def test_the_reference_is_arpo_offline_else_the_first_arpo_method_or_the_one_ask
 def test_a_mean_over_one_value_says_why_it_has_no_interval() -> None:
     summary = summarize(ROWS, ["text_score"], ["x", "z"])
     lines = markdown_table(summary).splitlines()
-    assert lines[3] == "| z | 1 | 0.900 (n=1: no interval) |"
+    assert lines[3] == "| z | 1 | 0.900 (n=1) |"
     assert "n=1" not in lines[2]  # two values: an interval
+    assert lines[4] == "(n=1): one value, so no interval"
+    assert "n=1" not in markdown_table(summarize(ROWS, ["text_score"], ["x"]))
 
 
 def test_the_best_of_a_column_is_the_highest_score_or_the_lowest_cost() -> None:

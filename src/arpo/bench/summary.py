@@ -134,7 +134,7 @@ def summary_table(summary: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], 
     rows = []
     for method, entry in summary.items():
         counts = image_counts(entry)
-        cells = [format_mean_ci(entry["metrics"].get(key, {}), key) for key in columns]
+        cells = [_table_cell(entry["metrics"].get(key, {}), key) for key in columns]
         rows.append([method, counts, *cells])
     return ["method", "images", *(TABLE_COLUMNS[key] for key in columns)], rows
 
@@ -176,11 +176,34 @@ def _digits(key: str) -> int:
     return 1 if key in ("prompt_tokens", "renders", "llm_calls") else 2 if "time" in key else 3
 
 
+#: A table cell's mark for a mean over one value, and the line under the table saying why.
+ONE_VALUE, ONE_VALUE_NOTE = "(n=1)", "(n=1): one value, so no interval"
+
+
+def _table_cell(stat: Mapping[str, Any], key: str, signed: bool = False) -> str:
+    """A markdown cell: ``mean ± ci95``, or ``mean (n=1)`` over one value (explained under
+    the table: a cell per metric saying so would fill it)."""
+    interval = format_interval(stat, key)
+    text = format_mean(stat, key)
+    mean = stat.get("mean")
+    if signed and mean is not None and mean >= 0:
+        text = "+" + text
+    if interval == NO_INTERVAL:
+        return f"{text} {ONE_VALUE}"
+    return f"{text} {interval}" if interval else text
+
+
+def _with_note(lines: list[str], rows: list[list[str]]) -> str:
+    if any(cell.endswith(ONE_VALUE) for row in rows for cell in row):
+        lines.append(ONE_VALUE_NOTE)
+    return "\n".join(lines)
+
+
 def markdown_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     headings, rows = summary_table(summary)
     lines = ["| " + " | ".join(headings) + " |", "|" + " --- |" * len(headings)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return _with_note(lines, rows)
 
 
 # --------------------------------------------------------------------------- paired
@@ -248,7 +271,7 @@ def paired_table(paired: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     columns = table_columns(entries)
     rows = [
         [method, str(entry["images"])]
-        + [format_difference(entry["metrics"].get(key, {}), key) for key in columns]
+        + [_table_cell(entry["metrics"].get(key, {}), key, signed=True) for key in columns]
         for method, entry in entries.items()
     ]
     return ["method", "images", *(TABLE_COLUMNS[key] for key in columns)], rows
@@ -273,4 +296,4 @@ def paired_markdown(paired: Mapping[str, Any] | None) -> str:
         "|" + " --- |" * len(headings),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return _with_note(lines, rows)

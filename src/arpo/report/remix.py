@@ -78,10 +78,12 @@ def _source_column(source: Mapping[str, Any], with_inputs: bool) -> str:
             cells.append(figure(source.get("input_image"), label, IMAGE_WIDTH))
         else:
             cells.append(f'<p class="muted">{esc(role.capitalize())}: given as a prompt.</p>')
-    render_label = "Its recovered prompt, rendered" if source.get("run_id") else "Rendered"
-    cells.append(
-        figure(source.get("image"), f"{role.capitalize()}. {render_label}: {prompt}", IMAGE_WIDTH)
+    caption = (
+        f"{role.capitalize()}. Its recovered prompt, rendered: {prompt}"
+        if source.get("run_id")
+        else f"{role.capitalize()}: {prompt}"
     )
+    cells.append(figure(source.get("image"), caption, IMAGE_WIDTH))
     cells.append(_run_link(source))
     return f'<div class="remix-col">{"".join(cells)}</div>'
 

@@ -379,7 +379,7 @@ def _svg_best_marker(
         f'<line x1="{x:.1f}" y1="{CHART.top}" x2="{x:.1f}" y2="{CHART.plot_bottom}" '
         f'stroke="{_BEST_COLOR}" '
         'stroke-width="1.5" stroke-dasharray="5 4" class="best-line"/>',
-        f'<text x="{x:.1f}" y="{CHART.top - 8}" text-anchor="middle" class="best-label" '
+        f'<text x="{x:.1f}" y="{CHART.top - 13}" text-anchor="middle" class="best-label" '
         f'fill="{_BEST_COLOR}">best</text>',
     ]
     score = next((s for it, s in optimised if it == best_iter and s is not None), None)
