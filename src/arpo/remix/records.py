@@ -68,4 +68,7 @@ def _link_run(source: dict[str, Any], folder: Path) -> None:
         shutil.copyfile(reference, folder / source["input_image"])
     report = run_dir / REPORT_NAME
     if report.is_file():
-        source["run_report"] = os.path.relpath(report, folder)
+        try:
+            source["run_report"] = os.path.relpath(report, folder)
+        except ValueError:  # another drive (Windows): no relative path
+            source["run_report"] = str(report)
