@@ -43,6 +43,21 @@ def test_edit_fuse_and_vary(arpo, tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["seed-8.png", "seed-9.png"]
 
 
+def test_fusing_two_images_shows_progress_and_links_the_runs(arpo, tmp_path: Path) -> None:
+    from arpo.demo.render import render_prompt
+
+    render_prompt(A, 0).save(tmp_path / "a.png")
+    render_prompt(B, 0).save(tmp_path / "b.png")
+    fused = arpo("fuse", "a.png", "b.png", "--iterations", "2")
+
+    assert fused.exit_code == 0, fused.output
+    assert "reverse-prompting the content image, 1 of 2: a.png" in fused.output
+    assert "reverse-prompting the style image, 2 of 2: b.png" in fused.output
+    assert fused.output.count("iteration 2/2") >= 2  # one run display per image
+    reports = [x.split(": ", 1)[1] for x in fused.stdout.splitlines() if x.startswith("  run ")]
+    assert len(reports) == 2 and all(Path(r).is_file() for r in reports)
+
+
 def test_bad_input_exits_with_one_line(arpo) -> None:
     unknown = arpo("edit", A, "--set", "mood=gloomy")
     assert unknown.exit_code == 2 and "unknown prompt component 'mood'" in unknown.output

@@ -324,7 +324,7 @@ def test_many_candidates_are_truncated() -> None:
     ]
     text = render_report(result)
     _parse(text)
-    assert "Candidates (25, top 10 shown)" in text
+    assert "Candidates: top 10 of 25, chosen by text score" in text
     assert "cand 24" in text and "cand 15" in text and "cand 14<" not in text
     assert text.index("cand 24") < text.index("cand 23")
 
@@ -471,3 +471,163 @@ def test_results_without_options_are_text_runs() -> None:
     result = _image_run()
     del result["options"]
     assert _deltas(render_report(result))[0][0] == "down"  # read as text: 0.62 -> 0.60
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def _candidates_of(html_text: str, iteration: int) -> str:
+    article = html_text.split(f'id="iteration-{iteration}"')[1].split("</article>")[0]
+    return article.split('<details class="candidates">')[1].split("</details>")[0]
+
+
+def test_candidates_say_top_n_of_all_scored() -> None:
+    """The record keeps the best 8, and how many prompts were scored to find them."""
+    result = _result()
+    result["history"][0]["candidates"] = [
+        {"prompt": f"cand {i}", "text_score": i / 100} for i in range(8)
+    ]
+    result["history"][0]["candidates_scored"] = 192
+    table = _candidates_of(render_report(result), 0)
+    assert "Candidates: top 8 of 192, chosen by text score" in table
+    assert table.count("<tr>") == 1 + 8  # the heading row and one per kept candidate
+
+
+def test_candidates_show_the_score_that_selected_them() -> None:
+    """Reranking: the rendered candidates were chosen by their image score, the rest were
+    ranked by text score; each row says which, and the chosen one and the current prompt
+    are tagged."""
+    result = _image_run()
+    result["history"][0]["candidates"] = [
+        {"prompt": "a cat, oil painting", "text_score": 0.64, "image_score": 0.944},
+        {"prompt": "a cat", "text_score": 0.62, "image_score": 0.900},
+        {"prompt": "a cat, photo", "text_score": 0.61, "image_score": 0.871},
+        {"prompt": "a dog", "text_score": 0.30},
+    ]
+    result["history"][0]["candidates_scored"] = 57
+    table = _candidates_of(render_report(result), 0)
+    assert "Candidates: top 4 of 57; 3 rendered, chosen by image score" in table
+    rows = table.split("<tr>")[2:]
+    assert '<span class="by image">image</span> 0.944' in rows[0]
+    assert '<span class="badge best">chosen</span>' in rows[0]  # iteration 1's prompt
+    assert '<span class="badge">current</span>' in rows[1]
+    assert '<span class="by">text</span> 0.300' in rows[3]
+    assert "image" not in rows[3]
+
+
+def test_a_run_recorded_before_the_count_shows_what_it_kept() -> None:
+    table = _candidates_of(render_report(_result()), 0)
+    assert "Candidates: top 2 of 2, chosen by text score" in table
+
+
+# --------------------------------------------------------------------------- stalls
+
+
+def _stalled_run() -> dict[str, Any]:
+    """Iterations 0-1 improve; 2-5 keep iteration 1's prompt; 6 (final) is new."""
+    result = _result()
+    prompts = ["a cat", "a cat, oil painting", *["a cat, oil painting"] * 4, "a cat, dusk"]
+    result["history"] = [
+        {
+            "iteration": i,
+            "prompt": prompt,
+            "text_score": 0.2 + 0.01 * min(i, 1) + (0.05 if i == 6 else 0.0),
+            "image_score": 0.7,
+            "render": f"renders/iter-{i:03d}.png",
+            "candidates": [{"prompt": f"try {i}", "text_score": 0.1}],
+        }
+        for i, prompt in enumerate(prompts)
+    ]
+    result["best"].update(iteration=6, prompt="a cat, dusk", text_score=0.26)
+    return result
+
+
+def test_stalled_iterations_fold_into_one_line() -> None:
+    text = render_report(_stalled_run())
+    _parse(text)
+    assert text.count('<details class="stall">') == 1
+    stall = text.split('<details class="stall">')[1].split("</article></details>")[0]
+    assert "<strong>iterations 2-5: no improvement</strong>" in stall
+    assert "the prompt of iteration 1 kept; 4 rows folded" in stall
+    folded = re.findall(r'id="iteration-(\d+)"', stall)
+    assert folded == ["2", "3", "4", "5"]  # kept, folded, not dropped
+    shown = re.findall(r'id="iteration-(\d+)"', text.replace(stall, ""))
+    assert shown == ["0", "1", "6"]
+
+
+def test_a_single_stalled_iteration_and_the_best_are_not_folded_wrongly() -> None:
+    result = _stalled_run()
+    del result["history"][3:6]  # iterations 0, 1, 2 (stalled), 6
+    text = render_report(result)
+    assert "<strong>iteration 2: no improvement</strong>" in text
+    result["best"].update(iteration=2, prompt="a cat, oil painting")  # the best is never folded
+    assert '<details class="stall">' not in render_report(result)
+
+
+# --------------------------------------------------------------------------- demo world
+
+
+def _demo_run(user_prompt: str | None) -> dict[str, Any]:
+    result = _result()
+    seeded = user_prompt is not None
+    result["demo"] = {
+        "true_prompt": "a large red outlined star in the top left, on a blue background, flat",
+        "true_prompt_parts": [
+            {"text": "a ", "seed": False},
+            {"text": "large", "seed": seeded},
+            {"text": " red ", "seed": False},
+            {"text": "outlined", "seed": seeded},
+            {"text": " star in the top left, on a blue background, flat", "seed": False},
+        ],
+        "user_prompt": user_prompt,
+        "scene": None if seeded else 42,
+        "hits": ["count 1", "shape star", "colour red"],
+        "misses": ["position top left"],
+        "wrong": ["background <green>"],
+        "hidden": [],
+        "seed_chosen": ["fill outlined", "size large"] if seeded else [],
+        "seed_hits": ["size large"] if seeded else [],
+        "recall": 0.75,
+        "precision": 0.75,
+        "f1": 0.75,
+        "initial_recall": 0.5,
+        "initial_f1": 0.4,
+    }
+    return result
+
+
+def _demo_card(html_text: str) -> str:
+    return html_text.split('<section class="card demo">')[1].split("</section>")[0]
+
+
+def test_demo_report_shows_the_true_prompt_and_the_hits() -> None:
+    text = render_report(_demo_run(None))
+    _parse(text)
+    card = _demo_card(text)
+    assert "a large red outlined star in the top left, on a blue background, flat" in card
+    assert "Held-out demo scene 42" in card
+    assert (
+        "3/4 recovered (recall 75%; precision 75%; F1 75%; the first prompt: recall 50%, F1 40%)"
+        in card
+    )
+    assert '<span class="chip fact hit">shape star</span>' in card
+    assert '<span class="chip fact miss">position top left</span>' in card
+    assert '<span class="chip fact miss">background &lt;green&gt;</span>' in card
+    assert "<mark" not in card.split("<dl")[1]  # nothing is the seed's in a held-out scene
+    assert "Chosen by the seed" not in card
+    assert "<code>a cat, oil painting</code>" in card  # the recovered (best) prompt
+
+
+def test_demo_report_marks_what_the_seed_chose() -> None:
+    card = _demo_card(render_report(_demo_run("a red star in the top left on blue, flat")))
+    assert "Drawn from your prompt <code>a red star in the top left on blue, flat</code>" in card
+    true_prompt = card.split("<dt>True prompt</dt>")[1].split("</dd>")[0]
+    assert re.findall(r'<mark class="seed">([^<]*)</mark>', true_prompt) == ["large", "outlined"]
+    assert re.sub(r"<[^>]+>", "", true_prompt).startswith("a large red outlined star")
+    seed_row = card.split("<dt>Chosen by the seed</dt>")[1].split("</dd>")[0]
+    assert "fill outlined" in seed_row and "size large" in seed_row
+    assert "size large" in card.split("<dt>Recovered anyway</dt>")[1].split("</dd>")[0]
+
+
+def test_a_run_without_demo_facts_has_no_demo_card() -> None:
+    assert 'class="card demo"' not in render_report(_result())

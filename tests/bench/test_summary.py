@@ -111,3 +111,28 @@ def test_the_reference_is_arpo_offline_else_the_first_arpo_method_or_the_one_ask
     assert reference_method(["pez", "caption"], "pez") == "pez"
     with pytest.raises(InvalidOptionError, match="not benched"):
         reference_method(["pez"], "arpo-offline")
+
+
+def test_a_mean_over_one_value_says_why_it_has_no_interval() -> None:
+    summary = summarize(ROWS, ["text_score"], ["x", "z"])
+    lines = markdown_table(summary).splitlines()
+    assert lines[3] == "| z | 1 | 0.900 (n=1) |"
+    assert "n=1" not in lines[2]  # two values: an interval
+    assert lines[4] == "(n=1): one value, so no interval"
+    assert "n=1" not in markdown_table(summarize(ROWS, ["text_score"], ["x"]))
+
+
+def test_the_best_of_a_column_is_the_highest_score_or_the_lowest_cost() -> None:
+    from arpo.bench.summary import best_methods
+
+    metrics = ["image_score", "renders", "prompt_tokens", "llm_calls"]
+    values = {"a": (0.8, 30, 20, 0), "b": (0.9, 12, 9, 0), "c": (0.9, 40, 30, 0)}
+    rows = [
+        {"image": "i", "method": method, "status": "done", **dict(zip(metrics, v, strict=True))}
+        for method, v in values.items()
+    ]
+    summary = summarize(rows, metrics, ["a", "b", "c"])
+    assert best_methods(summary, "image_score") == {"b", "c"}  # a tie marks both
+    assert best_methods(summary, "renders") == {"b"}
+    assert best_methods(summary, "prompt_tokens") == set()  # fewer tokens is not better
+    assert best_methods(summary, "llm_calls") == set()  # all the same: nothing to mark

@@ -50,6 +50,37 @@ def test_demo_with_a_prompt_draws_that_prompt(demo_toolbox: Toolbox) -> None:
     assert (
         outcome.true_prompt == "a large red solid circle in the center, on a white background, flat"
     )
+    assert not outcome.seed_chosen  # the prompt says everything
+    assert [part.seed for part in outcome.true_prompt_parts] == [False]
+
+
+def test_demo_with_a_short_prompt_judges_only_what_the_user_wrote(demo_toolbox: Toolbox) -> None:
+    outcome = run_demo(prompt="two red stars", toolbox=demo_toolbox, iterations=2)
+
+    assert outcome.user_prompt == "two red stars" and outcome.scene is None
+    assert "".join(part.text for part in outcome.true_prompt_parts) == outcome.true_prompt
+    seeded = [part.text for part in outcome.true_prompt_parts if part.seed]
+    assert seeded and "red" not in " ".join(seeded)
+    kinds = {fact.split()[0] for fact in outcome.seed_chosen}
+    assert kinds == {"fill", "size", "background", "style"}
+    judged = outcome.hits + outcome.misses
+    assert {fact.split()[0] for fact in judged} <= {"count", "shape", "colour"}
+    assert len(judged) == 3  # two, red, stars: the seed's choices are not held against the run
+    assert set(outcome.seed_hits) <= set(outcome.seed_chosen)
+
+
+def test_the_run_record_and_report_hold_the_demo_outcome(demo_toolbox: Toolbox) -> None:
+    outcome = run_demo(prompt="a blue heart", toolbox=demo_toolbox, iterations=2)
+
+    record = json.loads((outcome.result.run_dir / "result.json").read_text())
+    assert record["demo"]["true_prompt"] == outcome.true_prompt
+    assert record["demo"]["hits"] == outcome.hits
+    assert record["demo"]["user_prompt"] == "a blue heart"
+    report = (outcome.result.run_dir / "report.html").read_text()
+    assert "Demo world: the true prompt" in report
+    assert '<mark class="seed">' in report
+    for hit in outcome.hits:
+        assert f'<span class="chip fact hit">{hit}</span>' in report
 
 
 #: Held-out one-object scenes drawn at random from a seed range the bench's demo:N never uses.
@@ -93,5 +124,17 @@ def test_arpo_demo_command_end_to_end(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "true prompt" in result.output and "recovered prompt" in result.output
     assert "attributes recovered" in result.output
+    assert "hits:" in result.output or "misses:" in result.output
+    assert "chosen by the seed" not in result.output  # a held-out scene: nothing seeded
     for name in ("reference.png", "best.png", "report.html", "result.json", "demo.json"):
         assert (out / name).is_file(), name
+
+
+def test_arpo_demo_with_a_prompt_says_what_the_seed_chose(tmp_path: Path) -> None:
+    env = {"ARPO_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    args = ["demo", "--prompt", "a green ring", "-n", "2", "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args, env=env)
+
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "chosen by the seed" in x)
+    assert "not in your prompt (not judged): fill " in line and "style flat" in line

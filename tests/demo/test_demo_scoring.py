@@ -92,3 +92,51 @@ def test_an_object_in_the_background_colour_is_not_judged() -> None:
     score = attribute_score(scene, TRUE.split(", a medium")[0] + ", on a blue background, flat")
     assert score.recall == 1.0 and len(score.hidden) == 6
     assert attribute_recall(scene, "") == 0.0
+
+
+# --------------------------------------------------------------------------- the user's prompt
+
+
+def test_what_the_seed_chose_is_marked_and_not_judged() -> None:
+    """`arpo demo --prompt "a red star"`: the seed chose the size, fill, position, background
+    and style; a run is judged on the count, shape and colour the user wrote."""
+    from arpo.demo.parse import parse_prompt
+    from arpo.demo.render import scene_for_prompt
+    from arpo.demo.scenes import canonical_parts, canonical_prompt, described_facts, seed_slots
+
+    scene = scene_for_prompt("a red star", 0)
+    chosen = seed_slots(parse_prompt("a red star"), scene)
+    assert chosen == {
+        ("object", 0, "fill"),
+        ("object", 0, "size"),
+        ("object", 0, "position"),
+        ("background", "colour"),
+        ("style",),
+    }
+    assert [f.split()[0] for f in described_facts(scene, chosen)] == [
+        "fill", "size", "position", "background", "style"
+    ]  # fmt: skip
+    parts = canonical_parts(scene, chosen)
+    assert "".join(text for text, _ in parts) == canonical_prompt(scene)
+    assert [text for text, seed in parts if not seed] == ["a ", " red ", " star "]
+
+    exact = attribute_score(scene, "a red star", chosen)
+    assert (exact.recall, exact.precision) == (1.0, 1.0)  # nothing the user wrote is missing
+    assert not exact.misses and not exact.seed_hits
+    everything = attribute_score(scene, canonical_prompt(scene), chosen)
+    assert everything.hits == exact.hits and len(everything.seed_hits) == 5
+    wrong = attribute_score(scene, "a blue star on a purple background, pixel art", chosen)
+    assert wrong.misses == ("colour red",) and wrong.wrong == ("colour blue",)  # style unjudged
+
+
+def test_a_plural_without_a_count_leaves_the_count_to_the_seed() -> None:
+    from arpo.demo.parse import parse_prompt
+    from arpo.demo.render import scene_for_prompt
+    from arpo.demo.scenes import seed_slots
+
+    prompt = "stars on a white background, pixel art"
+    chosen = seed_slots(parse_prompt(prompt), scene_for_prompt(prompt, 0))
+    assert ("count", 0) in chosen and ("object", 0, "shape") not in chosen
+    assert ("background", "colour") not in chosen and ("style",) not in chosen
+    two = "two stars on a white background, pixel art"
+    assert ("count", 0) not in seed_slots(parse_prompt(two), scene_for_prompt(two, 0))

@@ -126,6 +126,29 @@ def test_rerank_renders_top_candidates_and_picks_by_image_similarity(tmp_path: P
     assert image_scores == sorted(image_scores), "a greedy image search never goes back"
 
 
+def test_each_iteration_records_how_many_prompts_it_scored_and_what_chose(
+    tmp_path: Path,
+) -> None:
+    """The report's "top 8 of 192": the record keeps the best candidates, how many prompts
+    were scored to find them (the proposer's edits and the current prompt), and, reranking,
+    the image score of each rendered candidate."""
+    toolbox = synthetic_toolbox(tmp_path / "home")
+    result = invert(toolbox, iterations=3, candidates=4, rerank_top_k=2)
+
+    for record in result.history[:-1]:
+        kept = record["candidates"]
+        assert len(kept) <= 8 < record["candidates_scored"]  # the offline edits outnumber them
+        rendered = [c for c in kept[:2] if c["prompt"] != record["prompt"]]
+        assert rendered and all(isinstance(c["image_score"], float) for c in rendered)
+        assert all("image_score" not in c for c in kept[2:] if c["prompt"] != record["prompt"])
+        current = [c for c in kept if c["prompt"] == record["prompt"]]
+        assert all(c["image_score"] == record["image_score"] for c in current)
+        assert isinstance(record["improved"], bool)
+        assert record["improved"] == (
+            result.history[record["iteration"] + 1]["prompt"] != record["prompt"]
+        )
+
+
 def test_rerank_treats_an_image_score_of_zero_as_a_score(tmp_path: Path) -> None:
     # The reference shows only what renders cannot: every render scores exactly 0.0, so no
     # candidate improves on the current prompt and patience must end the run.

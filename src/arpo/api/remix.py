@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from arpo.api.results import Remix, RemixSide, Variations
@@ -33,6 +34,10 @@ class RemixSource:
     run_id: str | None = None
     seed: int | None = None
     render_options: dict[str, Any] | None = None
+    kind: SourceKind = "prompt"  # what the caller gave: a prompt, a run id or an image
+    given: str | None = None  # that, as text (an image's path; "<bytes>" for raw data)
+    run_dir: Path | None = None  # the run's folder: its reference image and report
+    run_options: dict[str, Any] | None = None  # the run's options, defaults filled in
 
 
 def source_kind(source: Any) -> SourceKind:
@@ -132,7 +137,9 @@ def edit_prompt(
             parts, notes = apply_instruction_offline(
                 parts, instruction, toolbox.vocabulary, component_overrides(toolbox)
             )
-    return _finish_remix("edit", [original], parts, notes, seed, toolbox, render_options)
+    return _finish_remix(
+        "edit", [original], parts, notes, seed, toolbox, render_options, use_llm=use_llm
+    )
 
 
 def fuse(
@@ -173,7 +180,9 @@ def fuse(
         "content, setting, composition and detail from the content source; medium, style, "
         "lighting and palette from the style source"
     ]
-    return _finish_remix("fuse", sides, parts, notes, seed, toolbox, render_options)
+    return _finish_remix(
+        "fuse", sides, parts, notes, seed, toolbox, render_options, use_llm=use_llm
+    )
 
 
 def vary(
@@ -261,7 +270,7 @@ def _remix_source(
 
     kind = source_kind(source)
     if kind == "run":
-        return _run_source(source.strip(), role, toolbox)
+        return replace(_run_source(source.strip(), role, toolbox), kind="run", given=source.strip())
     if kind == "image":
         if not images:
             raise InvalidOptionError(
@@ -270,9 +279,18 @@ def _remix_source(
             )
         options = {"strategy": "auto", **(reverse_options or {})}
         result = reverse_prompt(source, toolbox=toolbox, on_progress=on_progress, **options)
-        return _run_source(result.run_id, role, toolbox)
+        found = _run_source(result.run_id, role, toolbox)
+        return replace(found, kind="image", given=_given_image(source))
     parts = decompose(source, toolbox=toolbox, use_llm=use_llm)
-    return RemixSource(role=role, prompt=source.strip(), parts=parts)
+    return RemixSource(role=role, prompt=source.strip(), parts=parts, given=source.strip())
+
+
+def _given_image(source: Any) -> str:
+    """An image source as the caller named it: its path or URL, else its type."""
+    if isinstance(source, str | os.PathLike):
+        text = os.fspath(source)
+        return text if len(text) <= 300 else f"{text[:80]}... ({len(text)} characters)"
+    return f"<{type(source).__name__}>"
 
 
 def _run_source(run_id: str, role: str, toolbox: Toolbox) -> RemixSource:
@@ -300,7 +318,43 @@ def _run_source(run_id: str, role: str, toolbox: Toolbox) -> RemixSource:
         else decompose(prompt, negative_prompt=options.negative_prompt, toolbox=toolbox)
     )
     render_options = {name: getattr(options, name) for name in RENDER_OPTIONS}
-    return RemixSource(role, prompt, parts, run_id, options.seed, render_options)
+    return RemixSource(
+        role,
+        prompt,
+        parts,
+        run_id,
+        options.seed,
+        render_options,
+        run_dir=record.run_dir,
+        run_options=dict(record.options),
+    )
+
+
+def _source_record(source: RemixSource, render: str) -> dict[str, Any]:
+    """One source in ``remix.json``: what the caller gave, the prompt used, its render with
+    the remix's seed, and for a run (an inverted image's too) its folder and options."""
+    record: dict[str, Any] = {
+        "role": source.role,
+        "kind": source.kind,
+        "given": source.given,
+        "prompt": source.prompt,
+        "run_id": source.run_id,
+        "render": render,
+    }
+    if source.run_dir is not None:
+        record["run_dir"] = str(source.run_dir)
+        record["run_options"] = source.run_options
+    return record
+
+
+def _remix_settings(toolbox: Toolbox, use_llm: bool) -> dict[str, Any]:
+    """What made the remix besides its options: the preset, the models and whether an LLM
+    split and edited the prompts (asked for, and configured)."""
+    return {
+        "preset": toolbox.settings.preset,
+        "models": toolbox.describe_models(),
+        "llm": bool(use_llm and toolbox.chat is not None),
+    }
 
 
 def _finish_remix(
@@ -311,6 +365,7 @@ def _finish_remix(
     seed: int | None,
     toolbox: Toolbox,
     render_options: dict[str, Any],
+    use_llm: bool = True,
 ) -> Remix:
     """Compose, render the remix and its sources with one seed, and record it."""
     from arpo.graph.context import RunOptions
@@ -345,12 +400,10 @@ def _finish_remix(
         cut=composed.cut,
         seed=seed,
         render=renders[0],
-        sources=[
-            {"role": s.role, "prompt": s.prompt, "run_id": s.run_id, "render": digest}
-            for s, digest in zip(sources, renders[1:], strict=True)
-        ],
+        sources=[_source_record(s, digest) for s, digest in zip(sources, renders[1:], strict=True)],
         notes=notes,
-        options=run_options.to_dict(),
+        options={"seed": seed, **{name: getattr(run_options, name) for name in RENDER_OPTIONS}},
+        settings=_remix_settings(toolbox, use_llm),
     )
     remix_dir = save_remix(record, toolbox.settings.remixes_dir, toolbox.store)
     return Remix(
@@ -371,6 +424,7 @@ def _finish_remix(
                 run_id=side["run_id"],
                 render=toolbox.store.path(digest),
                 render_id=digest,
+                run_report=Path(side["run_dir"]) / "report.html" if side.get("run_dir") else None,
             )
             for side, digest in zip(record.sources, renders[1:], strict=True)
         ],

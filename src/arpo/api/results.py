@@ -130,6 +130,9 @@ class RemixSide(BaseModel):
     run_id: str | None
     render: Path
     render_id: str = Field(description="Artifact id of its render with the same seed.")
+    run_report: Path | None = Field(
+        default=None, description="The report of the run it came from (an inverted image's)."
+    )
 
 
 class Remix(BaseModel):

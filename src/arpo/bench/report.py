@@ -19,12 +19,24 @@ from arpo.tools.store import atomic_write
 CHART = Frame(width=760, height=340, left=64, right=200, top=20, bottom=48)
 _PALETTE = ("#2563eb", "#d97706", "#16a34a", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 _EXTRA_CSS = """<style>
-.sheet { display:flex; flex-wrap:wrap; gap:12px; }
-.sheet figure { width:150px; }
+.sheet { display:grid; gap:10px; margin-bottom:16px; }
+.sheet figure { min-width:0; }
+.sheet figure img { width:100%; }
+.sheet figcaption { overflow-wrap:anywhere; }
 .sheet figcaption code { display:block; white-space:normal; word-break:break-word;
   font-size:.75rem; color:var(--fg); }
+@media (max-width:640px) {
+  .sheet { grid-template-columns:repeat(auto-fill, minmax(104px, 1fr)) !important; } }
 .problems li { color:#991b1b; }
-.scroll { overflow-x:auto; }
+.scroll { overflow-x:auto; margin-bottom:12px; }
+table.stats { width:auto; min-width:60%; }
+table.stats th { white-space:normal; vertical-align:bottom; }
+table.stats td:first-child { white-space:nowrap; }
+table.stats td.num { text-align:right; }
+table.stats .ci { display:block; font-size:.76rem; color:var(--muted); }
+table.stats .ci.no-ci { font-style:italic; }
+table.stats td.best { background:#f0fdf4; }
+.best-mark { color:var(--best); }
 .warn { color:#92400e; }
 </style>"""
 
@@ -87,43 +99,89 @@ def _header(document: Mapping[str, Any]) -> str:
 
 
 def _summary_section(summary: Mapping[str, Any]) -> str:
-    from arpo.bench.summary import summary_table
+    from arpo.bench.summary import best_methods, image_counts
 
-    headings, rows = summary_table(summary)
-    head = "".join(f"<th>{esc(h)}</th>" for h in headings)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="num">{esc(cell)}</td>' for cell in row) + "</tr>"
-        for row in rows
-    )
+    best = {key: best_methods(summary, key) for key in _columns(summary)}
+    counts = {method: image_counts(entry) for method, entry in summary.items()}
     return (
         '<section class="card"><h2>Summary</h2>'
         '<p class="muted">Mean ± 95% confidence half-width (Student t) over the images each '
-        "method finished. Replay: the prompt rendered with seeds the search never used.</p>"
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
-        "</table></div></section>"
+        "method finished. Replay: the prompt rendered with seeds the search never used. "
+        '<strong class="best-mark">▲ bold</strong>: the best in its column (highest; lowest '
+        "time, renders and LLM calls; tokens are not ranked).</p>"
+        f"{_tables(summary, counts, best, signed=False)}</section>"
     )
 
 
 def _paired_section(paired: Mapping[str, Any] | None) -> str:
-    from arpo.bench.summary import paired_table
-
     if not paired or not paired.get("methods"):
         return ""
-    headings, rows = paired_table(paired)
-    head = "".join(f"<th>{esc(h)}</th>" for h in headings)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="num">{esc(cell)}</td>' for cell in row) + "</tr>"
-        for row in rows
-    )
+    entries = paired["methods"]
+    counts = {method: str(entry["images"]) for method, entry in entries.items()}
     reference = esc(paired.get("reference"))
     return (
         f'<section class="card"><h2>Paired against {reference}</h2>'
         f'<p class="muted">Mean per-image difference, method minus {reference}, ± 95% '
         "confidence half-width (Student t), over the images both finished; positive: the "
         f"method scored higher than {reference}.</p>"
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
-        "</table></div></section>"
+        f"{_tables(entries, counts, {}, signed=True)}</section>"
     )
+
+
+def _columns(entries: Mapping[str, Any]) -> list[str]:
+    from arpo.bench.summary import table_columns
+
+    return table_columns(entries)
+
+
+def _tables(
+    entries: Mapping[str, Any],
+    counts: Mapping[str, str],
+    best: Mapping[str, set[str]],
+    *,
+    signed: bool,
+) -> str:
+    """One table per column group (similarity, attributes, cost) that has columns, a row per
+    method: narrow enough for a small window, and scrolling sideways if it is not."""
+    from arpo.bench.summary import TABLE_COLUMNS, TABLE_GROUPS
+
+    present = set(_columns(entries))
+    tables = []
+    for title, group in TABLE_GROUPS.items():
+        keys = [key for key in group if key in present]
+        if not keys:
+            continue
+        head = "<th>method</th><th>images</th>" + "".join(
+            f"<th>{esc(TABLE_COLUMNS[key])}</th>" for key in keys
+        )
+        body = "".join(
+            f'<tr><td>{esc(method)}</td><td class="num">{esc(counts[method])}</td>'
+            + "".join(
+                _stat_cell(entry["metrics"].get(key, {}), key, method in best.get(key, ()), signed)
+                for key in keys
+            )
+            + "</tr>"
+            for method, entry in entries.items()
+        )
+        tables.append(
+            f'<h3 class="label">{esc(title)}</h3><div class="scroll"><table class="stats">'
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+        )
+    return "".join(tables)
+
+
+def _stat_cell(stat: Mapping[str, Any], key: str, is_best: bool, signed: bool) -> str:
+    """The mean, its interval under it (or why there is none), bold with ▲ when best."""
+    from arpo.bench.summary import NO_INTERVAL, format_interval, format_mean
+
+    mean, interval = format_mean(stat, key), format_interval(stat, key)
+    if signed and isinstance(stat.get("mean"), int | float) and stat["mean"] >= 0:
+        mean = "+" + mean
+    shown = f'<strong>{mean}</strong> <span class="best-mark">▲</span>' if is_best else mean
+    css = "num best" if is_best else "num"
+    note = " no-ci" if interval == NO_INTERVAL else ""
+    extra = f'<span class="ci{note}">{esc(interval)}</span>' if interval else ""
+    return f'<td class="{css}">{shown}{extra}</td>'
 
 
 # --------------------------------------------------------------------------- plot
@@ -283,4 +341,5 @@ def _sheet(name: str, rows: Sequence[Mapping[str, Any]], methods: list[str]) -> 
             f" · text {format_score(row.get('text_score'))}<code>{esc(row.get('prompt'))}</code>"
             "</figcaption></figure>"
         )
-    return f'<h3>{esc(name)}</h3><div class="sheet">{"".join(figures)}</div>'
+    style = f"grid-template-columns:repeat({len(figures)}, minmax(0, 168px))"
+    return f'<h3>{esc(name)}</h3><div class="sheet" style="{style}">{"".join(figures)}</div>'

@@ -81,37 +81,129 @@ TABLE_COLUMNS: dict[str, str] = {
 }
 
 
-def summary_table(summary: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Headings and one row of text cells per method: ``mean ± ci95`` per column; columns
-    no method has a value for (e.g. attribute recall off the demo world) are left out."""
-    columns = [
+#: The summary's columns in groups, each a table of its own on the bench's page (so it fits a
+#: narrow window instead of being clipped).
+TABLE_GROUPS: dict[str, tuple[str, ...]] = {
+    "Similarity to the reference": (
+        "text_score",
+        "image_score",
+        "search_image_score",
+        "true_text_score",
+    ),
+    "Attributes of the true prompt": ("attribute_recall", "attribute_precision", "attribute_f1"),
+    "Cost": ("prompt_tokens", "time_total_s", "renders", "llm_calls"),
+}
+
+#: Which way is better in a column: higher, lower, or neither (None: not ranked).
+BETTER: dict[str, str | None] = {
+    **dict.fromkeys(TABLE_GROUPS["Similarity to the reference"], "higher"),
+    **dict.fromkeys(TABLE_GROUPS["Attributes of the true prompt"], "higher"),
+    "prompt_tokens": None,  # shorter is not better, nor longer
+    "time_total_s": "lower",
+    "renders": "lower",
+    "llm_calls": "lower",
+}
+
+
+def table_columns(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The metric columns some method has a value for (attribute recall only on the demo
+    world, say), in :data:`TABLE_COLUMNS` order."""
+    return [
         key
         for key in TABLE_COLUMNS
         if any(s["metrics"].get(key, {}).get("mean") is not None for s in summary.values())
     ]
+
+
+def best_methods(summary: Mapping[str, Mapping[str, Any]], key: str) -> set[str]:
+    """The methods with the best mean in column ``key`` (ties: all of them); none where the
+    column is not ranked (:data:`BETTER`) or every method has the same value."""
+    direction = BETTER.get(key)
+    means = {method: entry["metrics"].get(key, {}).get("mean") for method, entry in summary.items()}
+    values = {method: mean for method, mean in means.items() if mean is not None}
+    if direction is None or len(set(values.values())) < 2:
+        return set()
+    best = max(values.values()) if direction == "higher" else min(values.values())
+    return {method for method, mean in values.items() if mean == best}
+
+
+def summary_table(summary: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Headings and one row of text cells per method: ``mean ± ci95`` per column; columns
+    no method has a value for (e.g. attribute recall off the demo world) are left out."""
+    columns = table_columns(summary)
     rows = []
     for method, entry in summary.items():
-        counts = f"{entry['images']}" + (f" ({entry['failed']} failed)" if entry["failed"] else "")
-        if entry["skipped"] and not entry["images"]:
-            counts = "skipped"
-        cells = [format_mean_ci(entry["metrics"].get(key, {}), key) for key in columns]
+        counts = image_counts(entry)
+        cells = [_table_cell(entry["metrics"].get(key, {}), key) for key in columns]
         rows.append([method, counts, *cells])
     return ["method", "images", *(TABLE_COLUMNS[key] for key in columns)], rows
 
 
+def image_counts(entry: Mapping[str, Any]) -> str:
+    """A method's images: ``6``, ``5 (1 failed)``, or ``skipped``."""
+    if entry["skipped"] and not entry["images"]:
+        return "skipped"
+    return f"{entry['images']}" + (f" ({entry['failed']} failed)" if entry["failed"] else "")
+
+
+#: What a mean over one value says instead of an interval.
+NO_INTERVAL = "n=1: no interval"
+
+
+def format_mean(stat: Mapping[str, Any], key: str = "") -> str:
+    """The mean alone, with the column's decimals ("-" without one)."""
+    mean = stat.get("mean")
+    return "-" if mean is None else f"{mean:.{_digits(key)}f}"
+
+
+def format_interval(stat: Mapping[str, Any], key: str = "") -> str:
+    """``± half-width``; over one value, why there is none (:data:`NO_INTERVAL`)."""
+    if stat.get("mean") is None:
+        return ""
+    half = stat.get("ci95")
+    return NO_INTERVAL if half is None else f"± {half:.{_digits(key)}f}"
+
+
 def format_mean_ci(stat: Mapping[str, Any], key: str = "") -> str:
-    mean, half = stat.get("mean"), stat.get("ci95")
-    if mean is None:
-        return "-"
-    digits = 1 if key in ("prompt_tokens", "renders", "llm_calls") else 2 if "time" in key else 3
-    return f"{mean:.{digits}f}" + ("" if half is None else f" ± {half:.{digits}f}")
+    """``mean ± ci95``; ``mean (n=1: no interval)`` over one value; "-" without one."""
+    mean, interval = format_mean(stat, key), format_interval(stat, key)
+    if not interval:
+        return mean
+    return f"{mean} ({interval})" if interval == NO_INTERVAL else f"{mean} {interval}"
+
+
+def _digits(key: str) -> int:
+    return 1 if key in ("prompt_tokens", "renders", "llm_calls") else 2 if "time" in key else 3
+
+
+#: A table cell's mark for a mean over one value, and the line under the table saying why.
+ONE_VALUE, ONE_VALUE_NOTE = "(n=1)", "(n=1): one value, so no interval"
+
+
+def _table_cell(stat: Mapping[str, Any], key: str, signed: bool = False) -> str:
+    """A markdown cell: ``mean ± ci95``, or ``mean (n=1)`` over one value (explained under
+    the table: a cell per metric saying so would fill it)."""
+    interval = format_interval(stat, key)
+    text = format_mean(stat, key)
+    mean = stat.get("mean")
+    if signed and mean is not None and mean >= 0:
+        text = "+" + text
+    if interval == NO_INTERVAL:
+        return f"{text} {ONE_VALUE}"
+    return f"{text} {interval}" if interval else text
+
+
+def _with_note(lines: list[str], rows: list[list[str]]) -> str:
+    if any(cell.endswith(ONE_VALUE) for row in rows for cell in row):
+        lines.append(ONE_VALUE_NOTE)
+    return "\n".join(lines)
 
 
 def markdown_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     headings, rows = summary_table(summary)
     lines = ["| " + " | ".join(headings) + " |", "|" + " --- |" * len(headings)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return _with_note(lines, rows)
 
 
 # --------------------------------------------------------------------------- paired
@@ -176,14 +268,10 @@ def paired_table(paired: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     """Headings and one row per method: ``mean difference ± ci95`` (method minus the
     reference) per summary-table column that any pair has a value for."""
     entries = paired.get("methods") or {}
-    columns = [
-        key
-        for key in TABLE_COLUMNS
-        if any(e["metrics"].get(key, {}).get("mean") is not None for e in entries.values())
-    ]
+    columns = table_columns(entries)
     rows = [
         [method, str(entry["images"])]
-        + [format_difference(entry["metrics"].get(key, {}), key) for key in columns]
+        + [_table_cell(entry["metrics"].get(key, {}), key, signed=True) for key in columns]
         for method, entry in entries.items()
     ]
     return ["method", "images", *(TABLE_COLUMNS[key] for key in columns)], rows
@@ -208,4 +296,4 @@ def paired_markdown(paired: Mapping[str, Any] | None) -> str:
         "|" + " --- |" * len(headings),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return _with_note(lines, rows)

@@ -18,6 +18,7 @@ from arpo.cli.app import (
     run_toolbox,
     say,
 )
+from arpo.cli.display import RunProgress
 from arpo.cli.image_commands import OverwriteOption
 
 SeedOption = Annotated[int | None, typer.Option(help="Seed (default: the original run's, else 0).")]
@@ -41,6 +42,8 @@ def _print_remix(remix: Any, as_json: bool) -> None:
         return
     for source in remix.sources:
         say(f"{source.role}: {source.prompt}")
+        if source.run_report is not None:
+            say(f"  run {source.run_id}: {source.run_report}")
     say(f"[bold]{remix.kind}:[/bold] {remix.prompt}")
     for note in remix.notes:
         say(f"  {note}")
@@ -103,9 +106,16 @@ def fuse(
 ) -> None:
     """The content of CONTENT_FROM in the medium, style, lighting and palette of STYLE_FROM."""
     from arpo import api
+    from arpo.api.remix import source_kind
 
     toolbox = run_toolbox(preset)
-    with errors(), err.status("fusing (images are reverse-prompted first)..."):
+    images = [
+        (role, side)
+        for side, role in ((content_from, "content"), (style_from, "style"))
+        if source_kind(side) == "image"
+    ]
+    progress = _InversionProgress(images)
+    with errors(progress.runs.resume_hint), progress.runs if images else err.status("fusing..."):
         remix = api.fuse(
             content_from,
             style_from,
@@ -113,8 +123,28 @@ def fuse(
             toolbox=toolbox,
             use_llm=not no_llm,
             reverse_options={"iterations": iterations},
+            on_progress=progress.update,
         )
     _print_remix(remix, as_json)
+
+
+class _InversionProgress:
+    """The run display of ``arpo invert`` for each image a fusion reverse-prompts first,
+    each announced with its role and place ("reverse-prompting the style image, 2 of 2")."""
+
+    def __init__(self, images: list[tuple[str, str]]) -> None:
+        self.images, self.started, self.runs = images, 0, RunProgress()
+
+    def update(self, event: dict[str, Any]) -> None:
+        if event.get("event") == "started" and self.started < len(self.images):
+            role, given = self.images[self.started]
+            self.started += 1
+            self.runs.progress.console.print(
+                f"reverse-prompting the {role} image, {self.started} of {len(self.images)}: "
+                f"{given}",
+                highlight=False,
+            )
+        self.runs.update(event)
 
 
 @app.command()

@@ -191,6 +191,11 @@ def demo(
         )
     result = outcome.result
     say(f"[bold]true prompt[/bold]       {outcome.true_prompt}")
+    if outcome.seed_chosen:
+        say(
+            "  chosen by the seed, not in your prompt (not judged): "
+            + ", ".join(outcome.seed_chosen)
+        )
     say(f"[bold]recovered prompt[/bold]  {result.best_prompt}")
     out.print(
         f"attributes recovered: {len(outcome.hits)}/{len(outcome.hits) + len(outcome.misses)} "
@@ -206,6 +211,11 @@ def demo(
         say("[red]wrong:[/red] " + ", ".join(outcome.wrong))
     if outcome.hidden:
         say("[dim]not shown by the render, not judged:[/dim] " + ", ".join(outcome.hidden))
+    if outcome.seed_hits:
+        say(
+            "[dim]also recovered, chosen by the seed (not judged):[/dim] "
+            + ", ".join(outcome.seed_hits)
+        )
     say(f"report: {result.report}")
 
 

@@ -10,7 +10,7 @@ render shows the prompt states), precision (how much of what it states is true) 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, replace
 
 from arpo.demo.parse import PartialObject, PartialScene, parse_prompt
@@ -39,13 +39,16 @@ __all__ = [
     "attribute_recall",
     "attribute_score",
     "attributes",
+    "canonical_parts",
     "canonical_prompt",
     "caption",
     "change_attribute",
     "complete_scene",
+    "described_facts",
     "hidden_slots",
     "sample_scene",
     "scene_from_partial",
+    "seed_slots",
     "visible_attributes",
 ]
 
@@ -258,19 +261,70 @@ def scene_from_partial(partial: PartialScene) -> Scene | None:
 # --------------------------------------------------------------------------- prompts
 
 
-def _object_phrase(obj: SceneObject) -> str:
+#: A piece of a canonical prompt and the slot (as :func:`_slot` names it) it states; None for
+#: the words between the pieces.
+_Piece = tuple[str, "Fact | None"]
+
+
+def _object_pieces(i: int, obj: SceneObject) -> list[_Piece]:
     noun = obj.shape if obj.count == 1 else plural(obj.shape)
-    words = [obj.size, obj.colour, obj.fill, noun]
     count = article(obj.size) if obj.count == 1 else COUNT_WORDS[obj.count]
-    phrase = " ".join([count, *words])
-    return f"{phrase} {position_phrase(obj.position)}" if obj.position else phrase
+    pieces: list[_Piece] = [(count, ("count", i))]
+    for name, value in (("size", obj.size), ("colour", obj.colour), ("fill", obj.fill)):
+        pieces += [(" ", None), (value, ("object", i, name))]
+    pieces += [(" ", None), (noun, ("object", i, "shape"))]
+    if obj.position:
+        pieces += [(" ", None), (position_phrase(obj.position), ("object", i, "position"))]
+    return pieces
+
+
+def canonical_parts(scene: Scene, seed: Set[Fact] = frozenset()) -> list[tuple[str, bool]]:
+    """:func:`canonical_prompt` in pieces, each marked True where it states a slot in
+    ``seed`` (what the seed chose, :func:`seed_slots`); adjacent pieces with the same mark are
+    merged, and the pieces joined are the canonical prompt."""
+    pieces: list[_Piece] = []
+    for i, obj in enumerate(scene.objects):
+        pieces += [(", ", None)] if i else []
+        pieces += _object_pieces(i, obj)
+    first = "colour" if scene.background.gradient_to is None else "from"
+    pieces += [(", ", None), (scene.background.phrase(), ("background", first))]
+    pieces += [(", ", None), (scene.style, ("style",))]
+    marks = [None if slot is None else slot in seed for _, slot in pieces]
+    merged: list[tuple[str, bool]] = []
+    for k, ((text, _), mark) in enumerate(zip(pieces, marks, strict=True)):
+        if mark is None:  # the words between two pieces the seed chose are the seed's too
+            mark = bool(marks[k - 1] and k + 1 < len(marks) and marks[k + 1])
+        if merged and merged[-1][1] == mark:
+            merged[-1] = (merged[-1][0] + text, mark)
+        else:
+            merged.append((text, mark))
+    return merged
 
 
 def canonical_prompt(scene: Scene) -> str:
     """The scene in one fixed comma-separated wording, e.g.
     "a large red striped star in the top left, on a blue background, pixel art"."""
-    parts = [_object_phrase(obj) for obj in scene.objects]
-    return ", ".join([*parts, scene.background.phrase(), scene.style])
+    return "".join(text for text, _ in canonical_parts(scene))
+
+
+def seed_slots(partial: PartialScene, scene: Scene) -> set[Fact]:
+    """The slots of ``scene`` (``complete_scene(partial, ...)``, as :func:`_slot` names them)
+    that ``partial`` does not state: the seed chose them (the style, the default ``flat``).
+    A singular noun states a count of one; a plural without a count word leaves it to the
+    seed."""
+    chosen: set[Fact] = set()
+    if partial.style is None:
+        chosen.add(("style",))
+    if partial.background is None:
+        chosen |= {_slot(fact) for fact in attributes(scene) if fact[0] == "background"}
+    stated = partial.objects[:MAX_GROUPS] or (PartialObject(),)
+    for i, (given, obj) in enumerate(zip(stated, scene.objects, strict=False)):
+        chosen |= {("object", i, name) for name in _OBJECT_FIELDS if getattr(given, name) is None}
+        if obj.position is None:
+            chosen.discard(("object", i, "position"))
+        if given.count is None and given.plural:
+            chosen.add(("count", i))
+    return chosen
 
 
 _COLOUR_WORDS = {"grey": ("grey", "gray"), "purple": ("purple", "violet")}
@@ -480,13 +534,16 @@ class AttributeScore:
     ``hits``: shown facts of the scene the prompt states; ``misses``: shown facts it does not
     state (or states wrongly); ``wrong``: what the prompt states that is false (a wrong value,
     a count or position the scene does not have, every claim of an extra object);
-    ``hidden``: facts the render does not show (:func:`hidden_slots`), not judged.
+    ``hidden``: facts the render does not show (:func:`hidden_slots`), not judged;
+    ``seed_hits``: facts the seed chose (not the user's prompt) that the prompt states, not
+    judged either.
     """
 
     hits: tuple[str, ...]
     misses: tuple[str, ...]
     wrong: tuple[str, ...]
     hidden: tuple[str, ...]
+    seed_hits: tuple[str, ...] = ()
 
     @property
     def recall(self) -> float:
@@ -586,20 +643,33 @@ def _stated_facts(scene: Scene, prompt: str) -> list[Fact]:
     return facts
 
 
-def attribute_score(true_scene: Scene, prompt: str) -> AttributeScore:
-    """Hits, misses, wrong claims and hidden facts of ``prompt`` against ``true_scene``."""
+def attribute_score(
+    true_scene: Scene, prompt: str, seed: Set[Fact] = frozenset()
+) -> AttributeScore:
+    """Hits, misses, wrong claims and hidden facts of ``prompt`` against ``true_scene``.
+
+    ``seed``: slots the seed chose rather than the user (:func:`seed_slots`); facts about them
+    are not judged (neither missed nor wrong), and those the prompt states are ``seed_hits``.
+    """
     truth, hidden = attributes(true_scene), hidden_slots(true_scene)
     stated = _stated_facts(true_scene, prompt)
-    judged = [fact for fact in stated if _slot(fact) not in hidden]
-    right = {fact for fact in judged if fact in truth}
+    shown_claims = [fact for fact in stated if _slot(fact) not in hidden]
+    judged = [fact for fact in shown_claims if _slot(fact) not in seed]
+    right = {fact for fact in shown_claims if fact in truth}
     ordered = sorted(truth, key=_fact_order)
     shown = [fact for fact in ordered if _slot(fact) not in hidden]
     return AttributeScore(
-        hits=tuple(_describe(fact) for fact in shown if fact in right),
-        misses=tuple(_describe(fact) for fact in shown if fact not in right),
+        hits=tuple(_describe(f) for f in shown if f in right and _slot(f) not in seed),
+        misses=tuple(_describe(f) for f in shown if f not in right and _slot(f) not in seed),
         wrong=tuple(_describe(fact) for fact in judged if fact not in truth),
         hidden=tuple(_describe(fact) for fact in ordered if _slot(fact) in hidden),
+        seed_hits=tuple(_describe(f) for f in shown if f in right and _slot(f) in seed),
     )
+
+
+def described_facts(scene: Scene, slots: Set[Fact]) -> list[str]:
+    """The facts of ``scene`` about ``slots``, human-readable, in the scene's order."""
+    return [_describe(f) for f in sorted(attributes(scene), key=_fact_order) if _slot(f) in slots]
 
 
 def attribute_recall(true_scene: Scene, prompt: str) -> float:

@@ -225,7 +225,12 @@ class Nodes:
                 found, cut = self.fit_all(found, state["prompt"])
                 if cut:
                     log.info(cut)
-                return {"candidates": found, "proposer": "llm", "note": _notes(note, cut)}
+                return {
+                    "candidates": found,
+                    "candidates_scored": len(found),
+                    "proposer": "llm",
+                    "note": _notes(note, cut),
+                }
             except LLMOutputError as error:
                 fallback = f"LLM output malformed twice; offline proposer used ({error})"
                 log.warning(fallback)
@@ -239,7 +244,12 @@ class Nodes:
             fits=self.budget.fits,
         )
         proposer = "offline" if strategy == "offline" else "offline (LLM fallback)"
-        return {"candidates": found, "proposer": proposer, "note": note}
+        return {
+            "candidates": list(found),
+            "candidates_scored": found.scored,
+            "proposer": proposer,
+            "note": note,
+        }
 
     def propose_with_llm(self, state: ArpoState, options: RunOptions, strategy: str) -> list[str]:
         chat = self.tools.chat
@@ -285,6 +295,7 @@ class Nodes:
         )
         chosen, improved, spent = self.choose(state, ranked, reference, options)
         renders_spent = state.get("renders_spent", 0) + spent
+        scored = state.get("candidates_scored", len(texts) - 1)
         record = {
             "iteration": state["iteration"],
             "prompt": state["prompt"],
@@ -295,6 +306,8 @@ class Nodes:
             "critique": state.get("critique"),
             "note": state.get("note"),
             "candidates": ranked[:TOP_CANDIDATES_KEPT],
+            "candidates_scored": scored + 1,  # the current prompt competes too
+            "improved": improved,
             "renders_spent": renders_spent,  # the run's, so far (this step's rerank included)
         }
         return {
@@ -315,7 +328,9 @@ class Nodes:
         options: RunOptions,
     ) -> tuple[Scored, bool, int]:
         """The next prompt, whether it improves on the current one by the run's objective,
-        and the renders the backend made to decide (reranking only)."""
+        and the renders the backend made to decide (reranking only). Reranking writes each
+        rendered candidate's image score into its entry of ``ranked`` (and the current
+        prompt's, which they compete with), so the record shows what chose."""
         if options.objective == "text":
             return ranked[0], ranked[0]["text_score"] > state["text_score"] + 1e-6, 0
         top = [c for c in ranked[: options.rerank_top_k] if c["prompt"] != state["prompt"]]
@@ -323,6 +338,12 @@ class Nodes:
             return {"prompt": state["prompt"], "text_score": state["text_score"]}, False, 0
         groups, spent = self.render([c["prompt"] for c in top], options)
         image_scores = self.image_scores(groups, reference)
+        for candidate, image_score in zip(top, image_scores, strict=True):
+            candidate["image_score"] = image_score
+        current_image = state.get("image_score")
+        for candidate in ranked:
+            if candidate["prompt"] == state["prompt"] and current_image is not None:
+                candidate["image_score"] = current_image
         best = max(range(len(top)), key=image_scores.__getitem__)
         current = _score(state.get("image_score"))
         if image_scores[best] > current + 1e-6:

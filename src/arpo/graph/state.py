@@ -10,6 +10,7 @@ class Scored(TypedDict):
     prompt: str
     text_score: float
     tokens: NotRequired[dict[str, int]]  # the prompt in each text encoder's tokens
+    image_score: NotRequired[float]  # set when it was rendered to choose (reranking)
 
 
 class Rendered(TypedDict):
@@ -32,6 +33,7 @@ class ArpoState(TypedDict, total=False):
     iteration: int
     critique: list[str] | None
     candidates: list[Scored]  # this iteration's proposals, scored, best first
+    candidates_scored: int  # prompts the proposer scored to choose them (offline: its edits)
     proposer: str  # who proposed them: "llm", "offline", "offline (LLM fallback)"
     note: str | None  # what happened this iteration (a cut, a fallback); cleared by select
     best: Rendered

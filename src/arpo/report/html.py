@@ -229,13 +229,16 @@ def nice_step(span: float, target_ticks: int = 5) -> float:
 
 
 def y_range(values: list[float]) -> tuple[float, float, float]:
-    """(low, high, step) with nice tick boundaries covering *values*."""
+    """(low, high, step) with nice tick boundaries covering *values*; similarities never
+    exceed 1, so the axis stops at 1 when the values do."""
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    bounded = high <= 1.0 + 1e-6  # a render identical to the reference scores 1 (or a hair over)
     if high - low < 1e-9:
         low, high = low - 0.05, high + 0.05
     pad = (high - low) * 0.08
     step = nice_step(high - low + 2 * pad)
-    return math.floor((low - pad) / step) * step, math.ceil((high + pad) / step) * step, step
+    top = math.ceil((high + pad) / step) * step
+    return math.floor((low - pad) / step) * step, min(top, 1.0) if bounded else top, step
 
 
 def x_ticks(xs: list[int]) -> list[int]:
@@ -332,7 +335,9 @@ dl.meta dd { margin:0; }
   border-radius:6px; padding:0 6px; margin:0 4px 4px 0; font-size:.85rem; }
 .chip .k { color:var(--muted); }
 .muted { color:var(--muted); }
-.pair { display:flex; flex-wrap:wrap; gap:16px; }
+.pair { display:grid; grid-template-columns:repeat(2, minmax(0, 384px)); gap:16px; }
+.pair figure img { width:100%; }
+.pair.small { grid-template-columns:repeat(2, minmax(0, 192px)); }
 figure { margin:0; }
 figure img { display:block; height:auto; max-width:100%; border-radius:6px;
   border:1px solid var(--line); background:var(--bg); }
@@ -361,12 +366,29 @@ figcaption { font-size:.82rem; color:var(--muted); margin-top:4px; }
 .delta.up { color:#15803d; }
 .delta.down { color:#b91c1c; }
 .delta.flat { color:var(--muted); }
-details.candidates { margin-top:10px; }
+details.candidates { margin-top:-8px; grid-column:1 / -1; min-width:0; }
 details.candidates summary { cursor:pointer; color:var(--accent); font-size:.9rem; }
+details.candidates th { white-space:nowrap; }
 table { border-collapse:collapse; width:100%; margin-top:6px; font-size:.88rem; }
 th, td { text-align:left; padding:4px 8px; border-bottom:1px solid var(--line);
   vertical-align:top; }
 th { color:var(--muted); font-weight:600; }
 td.num { font-variant-numeric:tabular-nums; white-space:nowrap; }
+details.stall { border-top:1px solid var(--line); padding:10px 0; }
+details.stall > summary { cursor:pointer; }
+details.stall[open] > summary { margin-bottom:8px; }
+.by { display:inline-block; min-width:3.4em; color:var(--muted); font-size:.8rem; }
+.by.image { color:#b45309; font-weight:600; }
+mark.seed { background:#fef3c7; color:inherit; border-bottom:2px dotted #d97706;
+  padding:0 1px; }
+.chip.fact.hit { background:#dcfce7; border-color:#86efac; }
+.chip.fact.miss { background:#fee2e2; border-color:#fca5a5; }
+.demo pre.prompt { margin:0; }
+.remix-grid { display:grid; gap:16px; align-items:start; }
+.remix-col { display:flex; flex-direction:column; gap:10px; min-width:0; }
+.remix-col.result { align-self:center; }
+.remix-col figure img { width:100%; max-width:384px; }
+.run-link { margin:0; font-size:.88rem; }
 @media (max-width:720px) { .iter { grid-template-columns:1fr; } }
+@media (max-width:560px) { .remix-grid { grid-template-columns:1fr !important; } }
 """

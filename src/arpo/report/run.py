@@ -1,9 +1,12 @@
 """Self-contained HTML report for one arpo run.
 
 :func:`render_report` turns a run's ``result.json`` (as a mapping) into one HTML page: a header
-card with the best prompt, the reference beside the best render, an inline SVG chart of the
-scores per iteration, and one row per iteration with its render, prompt, scores, critique and
-candidates. :func:`write_report` writes that page as ``RUN_DIR/report.html``.
+card with the best prompt, for a demo-world run (``arpo demo``) the true prompt and what the run
+recovered of it, the reference beside the best render, an inline SVG chart of the scores per
+iteration, and one row per iteration with its render, prompt, scores, critique and candidates
+("top 8 of 192", each with the score that selected it). Iterations that kept the prompt before
+them (no improvement) fold into one line. :func:`write_report` writes that page as
+``RUN_DIR/report.html``.
 
 Scores lead with the run's objective (:func:`arpo.objective.objective_of` of its options: the
 text score, or the image score when it reranks): the header's best line, each iteration's
@@ -88,6 +91,7 @@ def render_report(result: Mapping[str, Any]) -> str:
     body = "\n".join(
         [
             _header_card(result, best, best_iter, _iterations_run(result, history), objective),
+            _demo_section(as_mapping(result.get("demo")), as_text(best.get("prompt"))),
             _images_section(result, best),
             _chart_section(history, best_iter, objective),
             _iterations_section(history, reference, best_iter, objective),
@@ -375,7 +379,7 @@ def _svg_best_marker(
         f'<line x1="{x:.1f}" y1="{CHART.top}" x2="{x:.1f}" y2="{CHART.plot_bottom}" '
         f'stroke="{_BEST_COLOR}" '
         'stroke-width="1.5" stroke-dasharray="5 4" class="best-line"/>',
-        f'<text x="{x:.1f}" y="{CHART.top - 8}" text-anchor="middle" class="best-label" '
+        f'<text x="{x:.1f}" y="{CHART.top - 13}" text-anchor="middle" class="best-label" '
         f'fill="{_BEST_COLOR}">best</text>',
     ]
     score = next((s for it, s in optimised if it == best_iter and s is not None), None)
@@ -430,13 +434,43 @@ def _iterations_section(
             '<section class="card"><h2>Iterations</h2>'
             '<p class="muted">This run has no recorded iterations.</p></section>'
         )
-    rows = []
+    rows: list[tuple[int, str, bool]] = []  # (iteration, html, whether it kept the prompt)
     previous: float | None = None  # the objective's score one entry earlier
     for index, entry in enumerate(history):
         scores = _iteration_scores(entry, objective, previous)
-        rows.append(_iteration_row(entry, index, reference, best_iter, scores))
+        following = history[index + 1].get("prompt") if index + 1 < len(history) else None
+        html = _iteration_row(entry, index, reference, best_iter, scores, following)
+        it = _iteration_of(entry, index)
+        kept = index > 0 and entry.get("prompt") == history[index - 1].get("prompt")
+        rows.append((it, html, kept and it != best_iter))
         previous = as_number(entry.get(score_key(objective)))
-    return f'<section class="card"><h2>Iterations</h2>{"".join(rows)}</section>'
+    return f'<section class="card"><h2>Iterations</h2>{"".join(_fold_stalls(rows))}</section>'
+
+
+def _fold_stalls(rows: list[tuple[int, str, bool]]) -> list[str]:
+    """Runs of iterations that kept the prompt before them (their select found nothing
+    better) as one folded line, "iterations 11-13: no improvement", the rows inside."""
+    out: list[str] = []
+    k = 0
+    while k < len(rows):
+        if not rows[k][2]:
+            out.append(rows[k][1])
+            k += 1
+            continue
+        end = k
+        while end + 1 < len(rows) and rows[end + 1][2]:
+            end += 1
+        first, last = rows[k][0], rows[end][0]
+        span = f"iteration {first}" if first == last else f"iterations {first}-{last}"
+        kept_from = rows[k - 1][0] if k else first
+        out.append(
+            f'<details class="stall"><summary><strong>{span}: no improvement</strong> '
+            f'<span class="muted">(the prompt of iteration {kept_from} kept; '
+            f"{end - k + 1} rows folded)</span></summary>"
+            f"{''.join(html for _, html, _ in rows[k : end + 1])}</details>"
+        )
+        k = end + 1
+    return out
 
 
 def _iteration_row(
@@ -445,7 +479,9 @@ def _iteration_row(
     reference: str,
     best_iter: int | None,
     scores: str,
+    following: Any = None,
 ) -> str:
+    """One iteration; ``following``: the next entry's prompt (the candidate it chose)."""
     it = _iteration_of(entry, index)
     is_best = best_iter is not None and it == best_iter
     badge = ' <span class="badge best">best</span>' if is_best else ""
@@ -458,12 +494,11 @@ def _iteration_row(
         f'<pre class="prompt"><code>{esc(entry.get("prompt"))}</code></pre>'
         f"{scores}"
         f"{_critique(entry.get('critique'))}{_note(entry.get('note'))}"
-        f"{_candidates(entry.get('candidates'))}"
     )
     css = "iter best-iter" if is_best else "iter"
     return (
         f'<article class="{css}" id="iteration-{it}">{images}'
-        f'<div class="iter-body">{details}</div></article>'
+        f'<div class="iter-body">{details}</div>{_candidates(entry, following)}</article>'
     )
 
 
@@ -490,7 +525,11 @@ def _note(value: Any) -> str:
     return f'<p class="note"><strong>Note:</strong> {esc(text)}</p>' if text else ""
 
 
-def _candidates(value: Any) -> str:
+def _candidates(entry: Mapping[str, Any], following: Any = None) -> str:
+    """The iteration's best candidates, "top 8 of 192" (of every prompt scored, the current
+    one included), each with the score that selected it: the image score of the rendered ones
+    (reranking), else the text score; the current prompt and the one chosen are tagged."""
+    value = entry.get("candidates")
     if not is_list(value):
         return ""
     cands = [c for c in value if isinstance(c, Mapping)]
@@ -498,19 +537,112 @@ def _candidates(value: Any) -> str:
         return ""
     ranked = sorted(cands, key=_candidate_key, reverse=True)
     shown = ranked[:MAX_CANDIDATES]
-    more = f", top {len(shown)} shown" if len(ranked) > len(shown) else ""
+    scored = as_number(entry.get("candidates_scored"))
+    total = max(len(ranked), int(scored)) if scored is not None else len(ranked)
+    rendered = sum(1 for c in shown if as_number(c.get("image_score")) is not None)
+    by = f"; {rendered} rendered, chosen by image score" if rendered else ", chosen by text score"
     rows = "".join(
-        f'<tr><td class="num">{rank}</td><td class="num">{format_score(c.get("text_score"))}</td>'
-        f"<td><code>{esc(c.get('prompt'))}</code></td></tr>"
+        f'<tr><td class="num">{rank}</td><td class="num">{_selected_by(c)}</td>'
+        f"<td><code>{esc(c.get('prompt'))}</code>{_candidate_tags(c, entry, following)}</td></tr>"
         for rank, c in enumerate(shown, start=1)
     )
     return (
-        f'<details class="candidates"><summary>Candidates ({len(ranked)}{more})</summary>'
-        "<table><thead><tr><th>#</th><th>text score</th><th>prompt</th></tr></thead>"
+        f'<details class="candidates"><summary>Candidates: top {len(shown)} of {total}'
+        f"{by}</summary>"
+        "<table><thead><tr><th>#</th><th>selected by</th><th>prompt</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></details>"
     )
+
+
+def _selected_by(candidate: Mapping[str, Any]) -> str:
+    image = as_number(candidate.get("image_score"))
+    if image is not None:
+        return f'<span class="by image">image</span> {format_score(image)}'
+    return f'<span class="by">text</span> {format_score(candidate.get("text_score"))}'
+
+
+def _candidate_tags(candidate: Mapping[str, Any], entry: Mapping[str, Any], following: Any) -> str:
+    prompt = candidate.get("prompt")
+    if prompt == entry.get("prompt"):
+        return ' <span class="badge">current</span>'
+    if following is not None and prompt == following:
+        return ' <span class="badge best">chosen</span>'
+    return ""
 
 
 def _candidate_key(candidate: Mapping[str, Any]) -> float:
     score = as_number(candidate.get("text_score"))
     return -math.inf if score is None else score
+
+
+# --------------------------------------------------------------------------- demo world
+
+
+def _demo_section(demo: Mapping[str, Any], recovered: str) -> str:
+    """What a demo-world run knows beside the prompt: the true prompt (the seed's part
+    marked when the user gave a prompt), the recovered one, and the attributes it hits."""
+    if not demo:
+        return ""
+    user_prompt = as_text(demo.get("user_prompt"))
+    origin = (
+        f"Drawn from your prompt <code>{esc(user_prompt)}</code>; "
+        '<mark class="seed">highlighted</mark>: not in your prompt, the seed chose it '
+        "(not judged)."
+        if user_prompt
+        else f"Held-out demo scene {esc(demo.get('scene'))}, drawn at random."
+    )
+    facts = definition_list(
+        [
+            ("True prompt", f'<pre class="prompt"><code>{_true_prompt(demo)}</code></pre>'),
+            ("Recovered", f'<pre class="prompt"><code>{esc(recovered)}</code></pre>'),
+            ("Attributes", esc(_recovered_line(demo))),
+            ("Hits", _fact_chips(demo.get("hits"), "hit")),
+            ("Misses", _fact_chips(demo.get("misses"), "miss")),
+            ("Wrong", _fact_chips(demo.get("wrong"), "miss")),
+            ("Not shown by the render", _fact_chips(demo.get("hidden"), "")),
+        ]
+        + (
+            [
+                ("Chosen by the seed", _fact_chips(demo.get("seed_chosen"), "")),
+                ("Recovered anyway", _fact_chips(demo.get("seed_hits"), "")),
+            ]
+            if user_prompt
+            else []
+        )
+    )
+    return (
+        '<section class="card demo"><h2>Demo world: the true prompt</h2>'
+        f'<p class="muted">{origin}</p>{facts}</section>'
+    )
+
+
+def _true_prompt(demo: Mapping[str, Any]) -> str:
+    parts = [p for p in demo.get("true_prompt_parts") or [] if isinstance(p, Mapping)]
+    if not parts:
+        return esc(demo.get("true_prompt"))
+    return "".join(
+        f'<mark class="seed">{esc(p.get("text"))}</mark>' if p.get("seed") else esc(p.get("text"))
+        for p in parts
+    )
+
+
+def _recovered_line(demo: Mapping[str, Any]) -> str:
+    """``4/8 recovered (recall 50%, precision 50%, F1 50%; the first prompt: ...)``, the
+    numbers the CLI prints."""
+    hits, misses = demo.get("hits") or [], demo.get("misses") or []
+    line = f"{len(hits)}/{len(hits) + len(misses)} recovered"
+    rates = [(name, as_number(demo.get(name))) for name in ("recall", "precision", "f1")]
+    shown = [f"{'F1' if n == 'f1' else n} {v:.0%}" for n, v in rates if v is not None]
+    first = [(n, as_number(demo.get(f"initial_{n}"))) for n in ("recall", "f1")]
+    before = [f"{'F1' if n == 'f1' else n} {v:.0%}" for n, v in first if v is not None]
+    if before:
+        shown.append(f"the first prompt: {', '.join(before)}")
+    return f"{line} ({'; '.join(shown)})" if shown else line
+
+
+def _fact_chips(value: Any, kind: str) -> str:
+    items = [as_text(item) for item in value] if is_list(value) else []
+    if not items:
+        return '<span class="muted">none</span>'
+    css = f"chip fact {kind}".strip()
+    return " ".join(f'<span class="{css}">{esc(item)}</span>' for item in items)

@@ -10,7 +10,7 @@ import hashlib
 import random
 import re
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -135,6 +135,15 @@ def _content_category(by_category: dict[str, list[str]]) -> str | None:
     return "subject" if "subject" in by_category else next(iter(by_category), None)
 
 
+class Proposals(list[str]):
+    """Proposed prompts, best first, with ``scored``: how many edits were scored (one CLIP
+    batch) to choose them, which a report shows as "top 8 of 192"."""
+
+    def __init__(self, prompts: Iterable[str] = (), scored: int = 0) -> None:
+        super().__init__(prompts)
+        self.scored = scored
+
+
 class OfflineProposer:
     """CLIP-guided local search over the vocabulary (steepest ascent, one phrase at a time).
 
@@ -171,7 +180,7 @@ class OfflineProposer:
         count: int,
         rng: random.Random,
         fits: Callable[[str], bool] | None = None,
-    ) -> list[str]:
+    ) -> Proposals:
         """The best ``count`` single edits of ``prompt``; with ``fits``, only edits it accepts
         (those within the text encoder's token limit) are scored and proposed."""
         current = split_phrases(prompt)
@@ -190,10 +199,10 @@ class OfflineProposer:
         rest = [text for text in edits if text not in kept]
         texts += rng.sample(rest, min(len(rest), self.max_edits - len(texts)))
         if not texts:
-            return []
+            return Proposals()
         scores = self.scorer.text_similarity(texts, reference)
         ranked = sorted(zip(scores, texts, strict=True), key=lambda pair: pair[0], reverse=True)
-        return _diverse([(edits[text], text) for _, text in ranked], count)
+        return Proposals(_diverse([(edits[text], text) for _, text in ranked], count), len(texts))
 
     def _slots(
         self, current: list[str], reference: torch.Tensor, rng: random.Random
