@@ -254,6 +254,23 @@ def test_a_captioned_phrase_is_fixed_one_word_at_a_time():
     assert "a red striped heart in the top left" in candidates
 
 
+def test_no_edit_repeats_a_phrase_the_prompt_has():
+    # "a red star" is a one-word swap of "a red heart" and is already in the prompt; the
+    # scorer would reward saying it twice
+    vocab = Vocabulary.from_mapping(
+        {"subject": ["a red star", "a red heart"], "medium": ["pixel art", "oil painting"]}
+    )
+    weights = {"a red star": 0.5, "pixel art": 0.4, "a red heart": 0.1}
+    proposer = OfflineProposer(WordScorer(weights), vocab)
+    candidates = proposer.propose(
+        "a red star, a red heart, pixel art", REFERENCE, 20, random.Random(0)
+    )
+    assert candidates
+    for candidate in candidates:
+        phrases = [p.casefold() for p in split_phrases(candidate)]
+        assert len(phrases) == len(set(phrases)), candidate
+
+
 def test_one_per_prompt_categories_are_replaced_not_added():
     vocab = Vocabulary.from_mapping(
         {"subject": ["a cat", "a dog"], "background": ["red wall", "blue wall", "green wall"]},

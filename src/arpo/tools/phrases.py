@@ -224,12 +224,15 @@ class OfflineProposer:
         category), so the returned candidates can spread over the prompt."""
         edits: dict[str, str] = {}
         everything = [phrase for options in slots.values() for phrase in options]
+        present = {p.casefold() for p in current}
         for i, phrase in enumerate(current):
             if len(current) > 1:
                 edits.setdefault(join_phrases(current[:i] + current[i + 1 :]), f"at {i}")
             category = self.vocabulary.category_of(phrase)
             options = slots.get(category, everything) if category else everything
             for option in [*self.vocabulary.neighbours(phrase), *options]:
+                if option.casefold() in present:  # a word swap can land on another phrase
+                    continue
                 edits.setdefault(join_phrases([*current[:i], option, *current[i + 1 :]]), f"at {i}")
         stated = {self.vocabulary.category_of(phrase) for phrase in current}
         for category, options in slots.items():
