@@ -29,6 +29,16 @@ Reply items (queued with :meth:`FakeOpenAI.reply`, consumed one per chat-complet
 * :class:`Refusal` -- an assistant message with ``refusal`` set and no content.
 * a callable ``(request_body: dict) -> item`` -- computed per request (may return any item).
 
+A server can also *refuse* request features, as real ones do, before any reply is consumed (the
+request is still recorded): ``FakeOpenAI(refuses=[Refuse("tools", "...")])`` answers HTTP 400 to
+every request that carries tools. Two such servers are built by name:
+
+* :func:`ollama_like` -- Ollama serving a vision model without a tool template: a request with
+  tools gets HTTP 400 "<model> does not support tools"; json_schema (unless
+  ``json_schema=False``: json mode only, like older local servers) and json_mode answer.
+* :func:`rejecting_temperature` -- an OpenAI reasoning model: a request that sets
+  ``temperature`` gets HTTP 400 "Unsupported parameter: 'temperature' ...".
+
 When the queue is empty the ``default`` item is used (by default an HTTP 500 saying that the fake
 has no scripted reply, so a test that under-scripts fails loudly). Note that the openai client
 retries 5xx/429/timeouts ``max_retries`` times and each try consumes a reply: use
@@ -39,18 +49,29 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
-__all__ = ["Delay", "FakeOpenAI", "Raw", "Refusal", "Status", "fake_openai"]
+__all__ = [
+    "Delay",
+    "FakeOpenAI",
+    "Raw",
+    "Refusal",
+    "Refuse",
+    "Status",
+    "fake_openai",
+    "ollama_like",
+    "rejecting_temperature",
+]
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -100,6 +121,32 @@ class Refusal:
     text: str = "I'm sorry, I can't help with that."
 
 
+@dataclass(frozen=True)
+class Refuse:
+    """A request feature the server answers with HTTP 400 (as :class:`Status` ``code=400``):
+    ``"tools"`` (function calling), ``"json_schema"`` or ``"json_object"`` (the
+    ``response_format`` type of json_schema and json_mode), or ``"temperature"`` (set at all)."""
+
+    feature: Literal["tools", "json_schema", "json_object", "temperature"]
+    message: str
+    param: str | None = None
+    error_code: str | None = None
+    type: str | None = None
+
+    def matches(self, request: dict[str, Any]) -> bool:
+        if self.feature == "tools":
+            return bool(request.get("tools"))
+        if self.feature == "temperature":
+            return request.get("temperature") is not None
+        response_format = request.get("response_format")
+        return isinstance(response_format, dict) and response_format.get("type") == self.feature
+
+    def status(self) -> Status:
+        return Status(
+            400, self.message, type=self.type, param=self.param, error_code=self.error_code
+        )
+
+
 NO_REPLY = Status(
     500,
     "FakeOpenAI has no scripted reply for this request: queue one with server.reply(...)",
@@ -132,9 +179,16 @@ def _approx_tokens(value: Any) -> int:
 class FakeOpenAI:
     """A local OpenAI-compatible chat-completions server with a scripted reply queue."""
 
-    def __init__(self, default: Any = NO_REPLY, *, model: str | None = None) -> None:
+    def __init__(
+        self,
+        default: Any = NO_REPLY,
+        *,
+        model: str | None = None,
+        refuses: Sequence[Refuse] = (),
+    ) -> None:
         self.default = default
         self.model = model  # model name to report; None echoes the request's model
+        self.refuses = list(refuses)  # features answered with HTTP 400, before the queue
         self.requests: list[dict[str, Any]] = []
         self._queue: deque[Any] = deque()
         self._lock = threading.Lock()
@@ -207,6 +261,9 @@ class FakeOpenAI:
     def _record_and_pop(self, body: dict[str, Any]) -> Any:
         with self._lock:
             self.requests.append(body)
+            refused = next((r for r in self.refuses if r.matches(body)), None)
+            if refused is not None:  # refused before the model runs: no reply is consumed
+                return refused.status()
             return self._queue.popleft() if self._queue else self.default
 
     # ------------------------------------------------------------------ inspection helpers
@@ -225,6 +282,28 @@ class FakeOpenAI:
                     if isinstance(url, str):
                         urls.append(url)
         return urls
+
+    @staticmethod
+    def schema_name(request: dict[str, Any]) -> str | None:
+        """The structured answer a request asks for: the tool's name (function_calling), the
+        json_schema's name, or for json_mode the ``title`` of the first JSON schema its text
+        quotes (arpo states the schema in the messages); None when it asks for none."""
+        tool = _tool_name(request)
+        if tool is not None:
+            return tool
+        response_format = request.get("response_format") or {}
+        if response_format.get("type") == "json_schema":
+            return (response_format.get("json_schema") or {}).get("name")
+        text = FakeOpenAI.text_in(request)
+        decoder = json.JSONDecoder()
+        for start in (m.start() for m in re.finditer(r"\{", text)):
+            try:
+                quoted, _end = decoder.raw_decode(text, start)
+            except ValueError:
+                continue
+            if isinstance(quoted, dict) and "properties" in quoted and "title" in quoted:
+                return str(quoted["title"])
+        return None
 
     @staticmethod
     def text_in(request: dict[str, Any]) -> str:
@@ -392,6 +471,37 @@ class _Handler(BaseHTTPRequestHandler):
                 {},
             )
         self._send(status, payload, headers)
+
+
+def ollama_like(
+    model: str = "llava:13b", *, json_schema: bool = True, default: Any = NO_REPLY
+) -> FakeOpenAI:
+    """A server like Ollama's OpenAI API serving a vision model without a tool template (most
+    of them): tools are refused with Ollama's own message; with ``json_schema=False`` only json
+    mode answers (as older Ollama and llama.cpp servers)."""
+    refuses = [
+        Refuse(
+            "tools", f"registry.ollama.ai/library/{model} does not support tools", type="api_error"
+        )
+    ]
+    if not json_schema:
+        refuses.append(
+            Refuse(
+                "json_schema", "response_format type json_schema is not supported", type="api_error"
+            )
+        )
+    return FakeOpenAI(default, model=model, refuses=refuses)
+
+
+def rejecting_temperature(model: str = "o4-mini", *, default: Any = NO_REPLY) -> FakeOpenAI:
+    """A server like OpenAI's for a reasoning model: any ``temperature`` is refused."""
+    refusal = Refuse(
+        "temperature",
+        "Unsupported parameter: 'temperature' is not supported with this model.",
+        param="temperature",
+        error_code="unsupported_parameter",
+    )
+    return FakeOpenAI(default, model=model, refuses=[refusal])
 
 
 @pytest.fixture(name="fake_openai")  # explicit name: importing it under an alias still works

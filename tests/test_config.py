@@ -97,6 +97,9 @@ def test_env_file_is_read_and_environment_wins(monkeypatch, tmp_path):
         ("ARPO_RENDER_BATCH_SIZE", "0", "render_batch_size"),
         ("ARPO_LLM_STRUCTURED_METHOD", "xml", "llm_structured_method"),
         ("ARPO_MAX_IMAGE_PIXELS", "many", "max_image_pixels"),
+        ("ARPO_LLM_TEMPERATURE", "3", "llm_temperature"),
+        ("ARPO_LLM_TEMPERATURE", "hot", "llm_temperature"),
+        ("ARPO_LLM_IMAGE_MAX_SIDE", "10", "llm_image_max_side"),
     ],
 )
 def test_invalid_values_are_validation_errors(monkeypatch, tmp_path, name, value, field):

@@ -6,12 +6,13 @@ method, including what malformed model output turns into.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import openai
 import pytest
-from fake_openai import Delay, FakeOpenAI, Raw, Refusal, Status
+from fake_openai import Delay, FakeOpenAI, Raw, Refusal, Status, ollama_like, rejecting_temperature
 from fake_openai import fake_openai as _fake_openai_fixture  # noqa: F401  (registers fixture)
 from langchain_core.exceptions import ModelRefusalError, OutputParserException
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -320,3 +321,48 @@ def test_concurrent_requests_are_all_recorded(fake_openai):
     assert sorted(FakeOpenAI.text_in(r) for r in fake_openai.requests) == [
         f"q{i}" for i in range(n)
     ]
+
+
+# --------------------------------------------------------------------------- refused features
+
+
+def test_ollama_like_refuses_tools_without_consuming_a_reply():
+    with ollama_like("llava:13b") as server:
+        server.reply({"caption": "kept", "score": 1})
+        with pytest.raises(openai.BadRequestError) as info:
+            structured(server, "function_calling").invoke("x")
+        assert info.value.status_code == 400
+        assert info.value.body["message"] == (
+            "registry.ollama.ai/library/llava:13b does not support tools"
+        )
+        assert server.pending == 1 and len(server.requests) == 1  # recorded, not consumed
+        assert structured(server, "json_schema").invoke("x") == Caption(caption="kept", score=1)
+
+
+def test_ollama_like_json_mode_only():
+    with ollama_like(json_schema=False, default={"caption": "c", "score": 1}) as server:
+        with pytest.raises(openai.BadRequestError, match="json_schema is not supported"):
+            structured(server, "json_schema").invoke("x")
+        assert structured(server, "json_mode").invoke("x") == Caption(caption="c", score=1)
+
+
+def test_rejecting_temperature_refuses_any_temperature():
+    with rejecting_temperature(default="fine") as server:
+        hot = ChatOpenAI(
+            model="o4-mini", base_url=server.base_url, api_key="t", max_retries=0, temperature=0.7
+        )
+        with pytest.raises(openai.BadRequestError) as info:
+            hot.invoke("x")
+        assert info.value.param == "temperature"
+        assert "Unsupported parameter: 'temperature'" in info.value.body["message"]
+        assert make_llm(server).invoke("x").content == "fine"  # no temperature: answered
+        assert "temperature" not in server.last_request
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_schema_name_for_each_method(fake_openai, method):
+    fake_openai.reply({"caption": "c", "score": 1})
+    schema = json.dumps(Caption.model_json_schema())
+    structured(fake_openai, method).invoke(f"answer in JSON per {schema}")  # as arpo's json_mode
+    assert FakeOpenAI.schema_name(fake_openai.last_request) == "Caption"
+    assert FakeOpenAI.schema_name({"messages": [{"role": "user", "content": "hi"}]}) is None

@@ -120,6 +120,21 @@ class Settings(BaseSettings):
         "function_calling",
         description="How structured output is requested; function_calling works on most servers.",
     )
+    llm_temperature: float | None = Field(
+        0.7,
+        ge=0,
+        le=2,
+        description="Sampling temperature sent with each LLM request; 'none' leaves it out. It "
+        "is left out anyway for models that take only their default (OpenAI o-series and "
+        "gpt-5 reasoning models), and once a server has refused it.",
+    )
+    llm_image_max_side: int = Field(
+        768,
+        ge=64,
+        le=4096,
+        description="Longest side in pixels of the images sent to the LLM (JPEG, quality 90); "
+        "smaller costs fewer tokens.",
+    )
 
     render_batch_size: int = Field(
         4, ge=1, description="Images per diffusion call; lower it if the GPU runs out of memory."
@@ -164,6 +179,14 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: str | None) -> str | None:
         """``ARPO_CAPTION_MODEL=`` (empty) means no captioner, as leaving it unset does."""
         return (value.strip() or None) if value is not None else None
+
+    @field_validator("llm_temperature", mode="before")
+    @classmethod
+    def _temperature_none(cls, value: object) -> object:
+        """``ARPO_LLM_TEMPERATURE=none`` (or empty) leaves the temperature out of requests."""
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
 
     @field_validator("allowed_roots", mode="before")
     @classmethod

@@ -36,6 +36,11 @@ class LLMUnavailableError(LLMError):
     """The LLM endpoint could not be reached, timed out, or refused the request."""
 
 
+class LLMRequestError(LLMUnavailableError):
+    """The LLM refused the request itself (HTTP 4xx other than 429): a setting or another
+    model fixes it; sending the same request again would not."""
+
+
 class LLMOutputError(LLMError):
     """The LLM answered, but not in the structure asked for (after a retry)."""
 

@@ -15,7 +15,8 @@ from synthetic import Events, run_record
 from arpo import api
 from arpo.config import Settings
 from arpo.errors import LLMUnavailableError
-from arpo.tools.images import decode_data_url
+from arpo.tools.chat import IMAGE_QUALITY
+from arpo.tools.images import decode_data_url, image_to_data_url
 from arpo.tools.toolbox import Toolbox
 
 FAST = {"width": 64, "height": 64, "steps": 1}
@@ -57,9 +58,16 @@ def pixels(image: Image.Image) -> bytes:
 
 
 def sent_images(request: dict[str, Any]) -> list[bytes]:
+    """The pixels of the images a request carries: JPEG data URLs, decoded."""
     urls = FakeOpenAI.images_in(request)
-    assert all(url.startswith("data:image/png;base64,") for url in urls)
+    assert all(url.startswith("data:image/jpeg;base64,") for url in urls)
     return [pixels(Image.open(io.BytesIO(decode_data_url(url)))) for url in urls]
+
+
+def as_sent(image: Image.Image) -> bytes:
+    """The pixels the LLM sees of ``image``: encoded as the chat model sends it, decoded."""
+    url = image_to_data_url(image, fmt="JPEG", max_side=768, quality=IMAGE_QUALITY)
+    return pixels(Image.open(io.BytesIO(decode_data_url(url))))
 
 
 def test_vanilla_captions_then_asks_for_candidates_with_both_images(
@@ -74,11 +82,11 @@ def test_vanilla_captions_then_asks_for_candidates_with_both_images(
 
     assert tool_names(fake_openai) == ["Caption", "Candidates", "Candidates"]
     assert result.initial_prompt == CAPTION
-    reference = pixels(Image.open(reference_png))
+    reference = as_sent(Image.open(reference_png))
     for request, record, proposed in zip(
         requests_for(fake_openai, "Candidates"), result.history, proposals, strict=False
     ):
-        render = pixels(Image.open(result.run_dir / record["render"]))
+        render = as_sent(Image.open(result.run_dir / record["render"]))
         assert sent_images(request) == [reference, render]
         assert record["prompt"] in FakeOpenAI.text_in(request)
         assert set(proposed) <= {c["prompt"] for c in record["candidates"]}

@@ -360,12 +360,12 @@ def check_llm(settings: Settings) -> list[Check]:
     checks = [Check(check="llm", ok=True, detail=f"{where}: reachable ({how})")]
     method = settings.llm_structured_method
     problem = _structured(settings, method)
-    if problem is None:
+    if isinstance(problem, _Works):
         checks.append(
             Check(
                 check="llm structured output",
                 ok=True,
-                detail=f"{method} works (ARPO_LLM_STRUCTURED_METHOD)",
+                detail=f"{method} works (ARPO_LLM_STRUCTURED_METHOD){problem.note}",
             )
         )
         return checks
@@ -380,7 +380,9 @@ def check_llm(settings: Settings) -> list[Check]:
             )
         )
         return checks
-    working = next((m for m in METHODS if m != method and _structured(settings, m) is None), None)
+    working = next(
+        (m for m in METHODS if m != method and isinstance(_structured(settings, m), _Works)), None
+    )
     fix = (
         f"set ARPO_LLM_STRUCTURED_METHOD={working} (it works with this server)."
         if working
@@ -426,14 +428,20 @@ class _Ping(BaseModel):
     answer: str
 
 
-def _structured(settings: Settings, method: str) -> tuple[str, bool] | None:
-    """None when the LLM answers a tiny structured request with ``method``; else what went
+class _Works(BaseModel):
+    """A structured request that worked; ``note`` says what the probe had to leave out."""
+
+    note: str = ""
+
+
+def _structured(settings: Settings, method: str) -> _Works | tuple[str, bool]:
+    """Whether the LLM answers a tiny structured request with ``method``; if not, what went
     wrong and whether it is the method that was refused (HTTP 400/422, or an answer that
-    does not parse)."""
+    does not parse). A refused temperature is left out, as runs leave it out, and noted."""
     import openai
 
     from arpo.errors import LLMOutputError
-    from arpo.tools.chat import StructuredChat
+    from arpo.tools.chat import StructuredChat, server_message
 
     quick = settings.model_copy(
         update={
@@ -450,9 +458,11 @@ def _structured(settings: Settings, method: str) -> tuple[str, bool] | None:
     except ArpoError as error:
         cause = error.__cause__
         if isinstance(cause, openai.APIStatusError) and cause.status_code in (400, 422):
-            return f"HTTP {cause.status_code}: {str(cause.message)[:160]}", True
+            return f"HTTP {cause.status_code}: {server_message(cause)[:160]}", True
         return str(error), False
-    return None
+    if settings.llm_temperature is not None and chat.temperature is None:
+        return _Works(note="; temperature left out: this model takes only its default")
+    return _Works()
 
 
 def _reachable(endpoint: str, settings: Settings) -> tuple[bool, str]:
