@@ -13,7 +13,8 @@ to end in the demo world::
 
 Each request draws ``render_prompt(prompt, n, width, height)`` where ``n`` counts that
 prompt's requests (a new sample each time, as a seedless service gives). Knobs: ``latency_s``
-(every request), ``refuse`` (words whose prompts are refused as content-policy violations),
+(every request), ``refuse`` (words whose prompts are refused as content-policy violations, or
+a predicate of the prompt),
 ``sizes`` (the sizes accepted; others get HTTP 400), and a queue of scripted replies
 (:class:`Reply`) consumed one per request before the default drawing.
 """
@@ -26,6 +27,7 @@ import json
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -66,7 +68,7 @@ class FakeImages:
         self,
         *,
         latency_s: float = 0.0,
-        refuse: tuple[str, ...] = (),
+        refuse: tuple[str, ...] | Callable[[str], bool] = (),
         sizes: tuple[str, ...] | None = None,
     ) -> None:
         self.latency_s = latency_s
@@ -158,9 +160,7 @@ class FakeImages:
         elif scripted is not None and scripted.kind == "status":
             error_type = "server_error" if scripted.code >= 500 else "rate_limit_exceeded"
             return scripted.code, _error(f"fake {scripted.code}", error_type), scripted.headers
-        if (scripted is not None and scripted.kind == "refusal") or any(
-            word in prompt for word in self.refuse
-        ):
+        if (scripted is not None and scripted.kind == "refusal") or self._refused(prompt):
             message = "Your request was rejected as a result of our safety system."
             return 400, _error(message, "image_generation_user_error", "moderation_blocked"), {}
         png = self._draw(prompt, str(body.get("size") or "1024x1024"))
@@ -174,6 +174,11 @@ class FakeImages:
         with self._lock:
             self.served += 1
         return 200, {"created": int(time.time()), "data": [{"b64_json": encoded}]}, {}
+
+    def _refused(self, prompt: str) -> bool:
+        if callable(self.refuse):
+            return self.refuse(prompt)
+        return any(word in prompt for word in self.refuse)
 
     def _check(self, body: dict[str, Any]) -> str | None:
         if not str(body.get("prompt", "")).strip():
