@@ -71,6 +71,7 @@ def test_max_cost_stops_the_run_resumably_and_a_higher_limit_goes_on(
     assert paused.stop_reason == "max_cost"
     assert paused.cost_usd is not None and paused.cost_usd <= 0.2 + 1e-9
     assert paused.max_cost == 0.2
+    assert paused.iterations == 1
     record = RunRecords(toolbox.settings.runs_dir).load(paused.run_id)
     assert record.status == "interrupted" and "--max-cost" in (record.error or "")
     details = api.run_details(paused.run_id, settings=toolbox.settings)
@@ -95,7 +96,7 @@ def test_max_cost_needs_a_price_and_must_pay_for_the_first_prompt(
     with pytest.raises(InvalidOptionError, match="cannot pay for the first prompt"):
         api.reverse_prompt(image, toolbox=hosted(server, tmp_path), max_cost=0.01)
     local = Toolbox(Settings(home=tmp_path / "local", preset="demo"))
-    with pytest.raises(InvalidOptionError, match="needs a price per image.*ARPO_T2I_PRICE"):
+    with pytest.raises(InvalidOptionError, match=r"needs a price per image.*ARPO_T2I_PRICE"):
         api.reverse_prompt(image, toolbox=local, max_cost=1.0)
 
 

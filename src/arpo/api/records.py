@@ -381,7 +381,8 @@ def export_run(
             "render": "best.png",
             "artifact": best["renders"][0],
         },
-        "iterations": max(0, len(history) - 1),
+        # the history ends with the final prompt's render, except in a paused run
+        "iterations": len(history) if status == "paused" else max(0, len(history) - 1),
         "history": history,
         "elapsed_s": state.get("elapsed_s"),
         "renders_spent": state.get("renders_spent", 0),
