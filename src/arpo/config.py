@@ -136,6 +136,41 @@ class Settings(BaseSettings):
         "smaller costs fewer tokens.",
     )
 
+    # -- hosted text-to-image (ARPO_T2I_MODEL=openai-images:MODEL, arpo.tools.images_api) ----
+    t2i_base_url: str | None = Field(
+        None,
+        description="Images API endpoint for ARPO_T2I_MODEL=openai-images:MODEL; unset: "
+        "OpenAI's (https://api.openai.com/v1).",
+    )
+    t2i_api_key: SecretStr | None = Field(
+        None, description="Images API key; OPENAI_API_KEY is used when this is unset."
+    )
+    t2i_concurrency: int = Field(
+        4, ge=1, description="Images API requests in flight at once (one iteration's renders)."
+    )
+    t2i_timeout_s: float = Field(
+        120.0, gt=0, description="Seconds to wait for one image from the images API."
+    )
+    t2i_max_retries: int = Field(
+        4,
+        ge=0,
+        description="Retries of an image request answered 429 or 5xx (backoff, "
+        "Retry-After honoured).",
+    )
+    t2i_quality: str | None = Field(
+        None,
+        description="Images API quality (gpt-image-1: low, medium, high; dall-e-3: standard, "
+        "hd); unset: medium for gpt-image-1, standard for dall-e-3.",
+    )
+    t2i_style: str | None = Field(None, description="Images API style (dall-e-3: vivid, natural).")
+    t2i_price: float | None = Field(
+        None,
+        ge=0,
+        description="US dollars per image from the images API, for cost metering and "
+        "--max-cost; unset: the list price of gpt-image-1, dall-e-3 or dall-e-2 at the quality "
+        "and size rendered (other models: not metered).",
+    )
+
     render_batch_size: int = Field(
         4, ge=1, description="Images per diffusion call; lower it if the GPU runs out of memory."
     )

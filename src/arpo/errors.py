@@ -62,3 +62,8 @@ class RunCancelled(ArpoError):
 class RenderError(ArpoError):
     """A render failed in a way a setting fixes: NaN or all-black images (the dtype), or out of
     memory even one image at a time (offload, tiling, a smaller size)."""
+
+
+class CostLimitReached(ArpoError):
+    """The next renders would pass the run's ``max_cost``: the run stops where it is, with its
+    best prompt so far, and resumes (``arpo invert --resume RUN_ID --max-cost MORE``)."""

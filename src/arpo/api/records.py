@@ -339,11 +339,15 @@ def export_run(
     state: dict[str, Any],
     store: ArtifactStore,
     decomposition: dict[str, Any] | None = None,
+    *,
+    price_per_image: float | None = None,
+    status: str = "finished",
 ) -> dict[str, Any]:
     """Write result.json, the reference, every render, the best render and report.html.
 
     ``decomposition``: the best prompt's components (see :mod:`arpo.remix`), kept so edits
-    and fusions of the run start from them."""
+    and fusions of the run start from them; ``price_per_image``: the backend's, in US dollars
+    (the images API), for the run's ``cost``."""
     run_dir = record.run_dir
     (run_dir / "renders").mkdir(parents=True, exist_ok=True)
     _copy(store, record.reference, run_dir / "reference.png")
@@ -361,7 +365,7 @@ def export_run(
     _copy(store, best["renders"][0], run_dir / "best.png")
     result = {
         "run_id": record.run_id,
-        "status": "finished",
+        "status": status,  # "paused": stopped by --max-cost, resumable
         "stop_reason": state.get("stop_reason"),
         "strategy": record.options.get("strategy"),
         "models": record.models,
@@ -377,15 +381,32 @@ def export_run(
             "render": "best.png",
             "artifact": best["renders"][0],
         },
-        "iterations": max(0, len(history) - 1),
+        # the history ends with the final prompt's render, except in a paused run
+        "iterations": len(history) if status == "paused" else max(0, len(history) - 1),
         "history": history,
         "elapsed_s": state.get("elapsed_s"),
         "renders_spent": state.get("renders_spent", 0),
+        "cost": run_cost(state.get("renders_spent", 0), price_per_image, record.options),
         "decomposition": decomposition,
     }
     atomic_write(run_dir / "result.json", json.dumps(result, indent=2).encode())
     write_report(run_dir, result)
     return result
+
+
+def run_cost(
+    renders: int, price_per_image: float | None, options: dict[str, Any]
+) -> dict[str, Any] | None:
+    """What a run's renders cost in US dollars at the backend's price per image, with its
+    ``max_cost``; None for a backend without a price (local diffusers, the demo world)."""
+    if price_per_image is None:
+        return None
+    return {
+        "usd": round(renders * price_per_image, 6),
+        "price_per_image": price_per_image,
+        "renders": renders,
+        "max_cost": options.get("max_cost"),
+    }
 
 
 def _copy(store: ArtifactStore, digest: str, target: Path) -> None:

@@ -32,6 +32,15 @@ class Result(BaseModel):
         0, description="Renders the model really made for this run (cache hits are free)."
     )
     budget: int | None = Field(None, description="The run's render budget; null: none.")
+    cost_usd: float | None = Field(
+        None,
+        description="US dollars the renders cost (images API: renders x price per image); "
+        "null: the backend has no price.",
+    )
+    max_cost: float | None = Field(None, description="The run's cost limit in US dollars.")
+    reproducible: bool = Field(
+        True, description="False where the renderer takes no seed (images API): a replay differs."
+    )
     strategy: str
     history: list[dict[str, Any]]
     best_render: Path
@@ -60,6 +69,11 @@ class Result(BaseModel):
             stop_reason=result["stop_reason"],
             renders_spent=result.get("renders_spent") or 0,
             budget=(result.get("options") or {}).get("budget"),
+            cost_usd=(result.get("cost") or {}).get("usd"),
+            max_cost=(result.get("options") or {}).get("max_cost"),
+            reproducible=((result.get("models") or {}).get("profile") or {}).get(
+                "reproducible", True
+            ),
             strategy=result["strategy"],
             history=result["history"],
             best_render=run_dir / best["render"],

@@ -21,7 +21,13 @@ from arpo.api.images import read_image
 from arpo.api.results import Result
 from arpo.api.toolboxes import get_toolbox, model_settings, toolbox_for_run
 from arpo.config import Settings
-from arpo.errors import ArpoError, InvalidOptionError, RunBusyError, RunCancelled
+from arpo.errors import (
+    ArpoError,
+    CostLimitReached,
+    InvalidOptionError,
+    RunBusyError,
+    RunCancelled,
+)
 
 if TYPE_CHECKING:
     from arpo.api.records import Lease, RunRecord
@@ -60,6 +66,7 @@ def reverse_prompt(
     run_options = run_options_for(toolbox, picture.size, options)
     run_options = replace(run_options, strategy=strategy)  # type: ignore[arg-type]
     toolbox.check_render_params(run_options.render_params)
+    check_max_cost(toolbox, run_options)
     reference = toolbox.store.put_image(picture)
     run_id = new_run_id()
     records = RunRecords(toolbox.settings.runs_dir)
@@ -96,15 +103,38 @@ def run_options_for(
     return RunOptions.build(defaults, **options)
 
 
+def check_max_cost(toolbox: Toolbox, options: RunOptions) -> None:
+    """Refuse a ``max_cost`` that the backend cannot meter (no price per image) or that cannot
+    pay for the first prompt's renders."""
+    if options.max_cost is None:
+        return
+    price = toolbox.renderer.price_per_image(options.render_params)
+    if price is None:
+        raise InvalidOptionError(
+            f"--max-cost {options.max_cost:g} needs a price per image, and "
+            f"{toolbox.describe_models()['t2i']} has none; set ARPO_T2I_PRICE (US dollars per "
+            "image), or drop --max-cost."
+        )
+    first = price * options.images_per_prompt
+    if first > options.max_cost + 1e-9:
+        raise InvalidOptionError(
+            f"--max-cost {options.max_cost:g} cannot pay for the first prompt's "
+            f"{options.images_per_prompt} render(s) at ${price:.3f} each (${first:.3f}); raise it."
+        )
+
+
 def resume(
     run_id: str,
     *,
     toolbox: Toolbox | None = None,
     settings: Settings | None = None,
     on_progress: ProgressCallback | None = None,
+    max_cost: float | None = None,
 ) -> Result:
     """Continue an interrupted run from its last checkpoint (finished steps are not redone),
-    with the models it was made with (see :func:`~arpo.api.toolboxes.toolbox_for_run`)."""
+    with the models it was made with (see :func:`~arpo.api.toolboxes.toolbox_for_run`).
+    ``max_cost`` replaces the run's limit in US dollars (a run stopped by it goes on with a
+    higher one)."""
     from arpo.api.records import RunRecords
     from arpo.graph.context import RunOptions
 
@@ -112,8 +142,13 @@ def resume(
     record = RunRecords(base.runs_dir).load(run_id)
     toolbox = toolbox_for_run(record, toolbox, base)
     toolbox.load_models()
-    record, lease = RunRecords(toolbox.settings.runs_dir).acquire(record.run_id)
-    return _run(toolbox, record, lease, RunOptions(**record.options), None, on_progress)
+    records = RunRecords(toolbox.settings.runs_dir)
+    record, lease = records.acquire(record.run_id)
+    options = RunOptions(**record.options)
+    if max_cost is not None:
+        options = replace(options, max_cost=max_cost)
+        record = records.update(record.run_id, options=options.to_dict())
+    return _run(toolbox, record, lease, options, None, on_progress)
 
 
 def _run(
@@ -139,7 +174,10 @@ def _run(
     except BaseException as error:
         lease.end("interrupted", f"{type(error).__name__}: {error}")
         raise
-    lease.end("finished", None)
+    if result.get("status") == "paused":  # stopped by --max-cost: resumable
+        lease.end("interrupted", result.get("pause"))
+    else:
+        lease.end("finished", None)
     return Result.from_export(record.run_dir, result, options.objective)
 
 
@@ -169,17 +207,32 @@ def _stream_and_export(
                     "objective": options.objective,
                 }
             )
-        for event in graph.stream(state_in, config, context=options, stream_mode="custom"):
-            if lease.lost.is_set():
-                raise RunBusyError(
-                    f"another process took run '{record.run_id}' over (this one looked "
-                    "stopped); it goes on there."
-                )
-            if on_progress is not None:
-                on_progress({"run_id": record.run_id, **event})
+        paused = None
+        try:
+            for event in graph.stream(state_in, config, context=options, stream_mode="custom"):
+                if lease.lost.is_set():
+                    raise RunBusyError(
+                        f"another process took run '{record.run_id}' over (this one looked "
+                        "stopped); it goes on there."
+                    )
+                if on_progress is not None:
+                    on_progress({"run_id": record.run_id, **event})
+        except CostLimitReached as error:
+            paused = (
+                f"{error}: resume with a higher limit, `arpo invert --resume {record.run_id} "
+                "--max-cost DOLLARS`"
+            )
+            log.warning(paused)
         state = graph.get_state(config).values
+    if paused is not None:
+        state = {**state, "stop_reason": "max_cost"}
     decomposition = _run_decomposition(toolbox, state, options)
-    return export_run(record, state, toolbox.store, decomposition)
+    price = toolbox.renderer.price_per_image(options.render_params)
+    status = "finished" if paused is None else "paused"
+    exported = export_run(
+        record, state, toolbox.store, decomposition, price_per_image=price, status=status
+    )
+    return exported if paused is None else {**exported, "pause": paused}
 
 
 def _run_decomposition(

@@ -32,6 +32,7 @@ class StageMeter:
     rendered: list[Image.Image] = field(default_factory=list)
     llm_calls: int = 0
     llm_tokens: int = 0
+    cost_usd: float | None = None  # the renders' price (images API); None: not priced
     _depth: int = 0
 
     @contextlib.contextmanager
@@ -67,6 +68,8 @@ class MeteredRenderer:
         self.profile = getattr(backend, "profile", None)
         if hasattr(backend, "check_params"):
             self.check_params = backend.check_params
+        self.seeded = getattr(backend, "seeded", True)
+        self.price_per_image = getattr(backend, "price_per_image", lambda params: None)
 
     def render(
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
@@ -74,6 +77,9 @@ class MeteredRenderer:
         with self.meter.stage("render"):
             images = self.backend.render(prompts, seeds, params)
         self.meter.rendered.extend(images)
+        price = self.price_per_image(params)
+        if price is not None:
+            self.meter.cost_usd = (self.meter.cost_usd or 0.0) + price * len(images)
         return images
 
 

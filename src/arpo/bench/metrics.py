@@ -14,7 +14,12 @@ CLIP than the search's when ``--judge MODEL`` names one, else the search's own s
   scene's shown attributes the prompt states, share of the prompt's claims that are true, and
   their harmonic mean (:func:`arpo.demo.scenes.attribute_score`);
 * ``prompt_tokens``: the prompt's length in the search CLIP tokenizer's tokens;
-* cost: seconds per stage, real renders, LLM calls and tokens (:mod:`arpo.bench.cost`).
+* cost: seconds per stage, real renders, LLM calls and tokens, and the search's renders in
+  US dollars where the backend has a price (:mod:`arpo.bench.cost`).
+
+With a renderer that takes no seed (the images API) the replay renders are new samples, not
+reproducible: ``image_score`` is then a fresh draw each time (the bench's ``summary.json``
+says ``"reproducible": false``).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ COST = (
     "renders",
     "llm_calls",
     "llm_tokens",
+    "cost_usd",
 )
 METRICS = QUALITY + COST
 
@@ -107,7 +113,7 @@ def prompt_tokens(tokenizer: Any, prompt: str) -> int:
     return max(0, sum(1 for token in row if token != pad) - 2)
 
 
-def cost(meter: StageMeter, total_s: float) -> dict[str, float]:
+def cost(meter: StageMeter, total_s: float) -> dict[str, float | None]:
     seconds = meter.seconds
     spent = seconds["render"] + seconds["score"] + seconds["llm"]
     return {
@@ -119,6 +125,7 @@ def cost(meter: StageMeter, total_s: float) -> dict[str, float]:
         "renders": float(meter.renders),
         "llm_calls": float(meter.llm_calls),
         "llm_tokens": float(meter.llm_tokens),
+        "cost_usd": meter.cost_usd,  # the search's renders (images API); None: not priced
     }
 
 

@@ -67,7 +67,12 @@ def _header(document: Mapping[str, Any]) -> str:
     facts = [
         f"dataset <code>{esc(document.get('dataset'))}</code>",
         f"budget {esc(document.get('budget'))} renders per image",
-        f"{esc(document.get('replay_seeds'))} replay seeds",
+        f"{esc(document.get('replay_seeds'))} replay seeds"
+        + (
+            " (new samples: the renderer takes no seed, so image_score is not reproducible)"
+            if document.get("reproducible") is False
+            else ""
+        ),
         f"seed {esc(document.get('seed'))}",
         "models "
         + ", ".join(f"{esc(k)}: <code>{esc(v or 'none')}</code>" for k, v in models.items()),

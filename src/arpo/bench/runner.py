@@ -138,7 +138,17 @@ def run_bench(
                 on_progress,
                 {"event": "pair", "done": done, "total": total, **_brief(row)},
             )
-    return _write_outputs(out, dataset, config, judged, chosen, rows, problems, against)
+    return _write_outputs(
+        out,
+        dataset,
+        config,
+        judged,
+        chosen,
+        rows,
+        problems,
+        against,
+        reproducible=toolbox.renderer.seeded,
+    )
 
 
 # --------------------------------------------------------------------------- one pair
@@ -293,6 +303,8 @@ def _write_outputs(
     rows: list[dict[str, Any]],
     problems: list[dict[str, str]],
     reference: str | None = None,
+    *,
+    reproducible: bool = True,
 ) -> BenchOutcome:
     from arpo.bench.metrics import METRICS
     from arpo.bench.report import write_report
@@ -309,6 +321,8 @@ def _write_outputs(
         "summary": summary,
         "paired": paired_summary(rows, METRICS, names, reference) if reference else None,
         "problems": problems,
+        # False where the renderer takes no seed (images API): replays are new samples
+        "reproducible": reproducible,
     }
     atomic_write(out / RESULTS_NAME, results_csv(rows).encode())
     atomic_write(out / SUMMARY_NAME, json.dumps(document, indent=2).encode())

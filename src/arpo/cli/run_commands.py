@@ -83,6 +83,14 @@ def invert(
     rerank_top_k: Annotated[
         int | None, typer.Option(help="Render the top k candidates and pick by image similarity.")
     ] = None,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            help="US dollars the renders may cost (images API: price per image, "
+            "ARPO_T2I_PRICE); the run stops, resumable, before renders that would pass it. "
+            "With --resume: the new limit."
+        ),
+    ] = None,
     restarts: Annotated[
         int | None,
         typer.Option(
@@ -108,6 +116,7 @@ def invert(
                 toolbox=toolbox,
                 settings=settings_for(),
                 on_progress=progress.update,
+                max_cost=max_cost,
             )
         else:
             result = api.reverse_prompt(
@@ -132,6 +141,7 @@ def invert(
                 budget=budget,
                 rerank_top_k=rerank_top_k,
                 restarts=restarts,
+                max_cost=max_cost,
             )
     if as_json:
         print_json(result.model_dump(mode="json", exclude={"history"}))
@@ -144,10 +154,18 @@ def invert(
     spent = f"{result.renders_spent} renders"
     if result.budget is not None:
         spent += f" of {result.budget}"
+    if result.cost_usd is not None:
+        spent += f", ${result.cost_usd:.2f}"
+        if result.max_cost is not None:
+            spent += f" of ${result.max_cost:.2f}"
     out.print(
         f"run {result.run_id}: {result.iterations} iterations, {spent}, "
         f"stopped by {result.stop_reason}"
     )
+    if result.stop_reason == "max_cost":
+        say(f"resume with a higher limit: arpo invert --resume {result.run_id} --max-cost DOLLARS")
+    if not result.reproducible:
+        say("renders are not reproducible: the text-to-image service takes no seed")
     say(f"report: {result.report}")
 
 

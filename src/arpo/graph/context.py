@@ -46,6 +46,9 @@ class RunOptions:
     # when patience would stop the run, start again from the local captioner's next-best
     # caption (beam search), up to this many times; the best prompt seen is still the answer
     restarts: int = 2
+    # US dollars the run's renders may cost (a backend with a price per image: the images
+    # API); None: no limit. The run pauses, resumable, before renders that would pass it.
+    max_cost: float | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -69,6 +72,10 @@ class RunOptions:
             )
         if self.rerank_top_k < 0:
             raise InvalidOptionError(f"rerank_top_k={self.rerank_top_k} must be 0 (off) or more.")
+        if self.max_cost is not None and self.max_cost <= 0:
+            raise InvalidOptionError(
+                f"max_cost={self.max_cost} must be a positive amount of US dollars (--max-cost)."
+            )
         if self.restarts < 0:
             raise InvalidOptionError(f"restarts={self.restarts} must be 0 (off) or more.")
         self.render_params  # noqa: B018 - constructing it validates sizes and steps

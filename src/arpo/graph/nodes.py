@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.runtime import Runtime
 
-from arpo.errors import LLMOutputError
+from arpo.errors import CostLimitReached, LLMOutputError
 from arpo.graph import prompts
 from arpo.graph.context import RunOptions, resolve_strategy
 from arpo.graph.state import ArpoState, Rendered, Scored
 from arpo.objective import score_key
+from arpo.tools.t2i import RendersRefused
 
 if TYPE_CHECKING:
     import torch
@@ -109,6 +110,49 @@ class Nodes:
         needed = state.get("renders_spent", 0) + pending + options.iteration_renders
         return needed > options.budget
 
+    def over_cost(self, state: ArpoState, prompt: str, options: RunOptions) -> bool:
+        """Whether one more iteration could pass the run's ``max_cost``: what
+        :meth:`over_budget` counts, in US dollars at the backend's price per image (a backend
+        without a price is never over)."""
+        needed = self.cost_needed(state, prompt, options)
+        return (
+            needed is not None and options.max_cost is not None and needed > options.max_cost + 1e-9
+        )
+
+    def cost_needed(self, state: ArpoState, prompt: str, options: RunOptions) -> float | None:
+        """What the run would have cost after one more iteration, or None without a price."""
+        price = self.tools.renderer.price_per_image(options.render_params)
+        if options.max_cost is None or not price:
+            return None
+        seeds = options.seeds
+        pending = self.tools.renderer.missing([prompt] * len(seeds), seeds, options.render_params)
+        return (state.get("renders_spent", 0) + pending + options.iteration_renders) * price
+
+    def render_or_refuse(
+        self, prompts_: list[str], options: RunOptions
+    ) -> tuple[list[list[str] | None], int, dict[str, str]]:
+        """As :meth:`render`, but a prompt the backend refuses (an images API's content
+        policy) gets None, and its reason, instead of stopping the run."""
+        seeds = options.seeds
+        outcome = self.tools.renderer.render_some(
+            [p for p in prompts_ for _ in seeds], seeds * len(prompts_), options.render_params
+        )
+        groups: list[list[str] | None] = []
+        refused: dict[str, str] = {}
+        for i, prompt in enumerate(prompts_):
+            group = outcome.hashes[i * len(seeds) : (i + 1) * len(seeds)]
+            reasons = [
+                outcome.refused[j]
+                for j in range(i * len(seeds), (i + 1) * len(seeds))
+                if j in outcome.refused
+            ]
+            if reasons:
+                refused[prompt] = reasons[0]
+                groups.append(None)
+            else:
+                groups.append([digest for digest in group if digest is not None])
+        return groups, outcome.spent, refused
+
     def image_scores(self, renders: list[list[str]], reference: torch.Tensor) -> list[float]:
         """Mean image-image similarity to the reference of each prompt's renders."""
         scorer = self.tools.scorer
@@ -148,7 +192,11 @@ class Nodes:
         others = [p for p in others if p != fitted.prompt]
         scores = self.tools.scorer.text_similarity([fitted.prompt, *others], reference)
         # the first prompt is always rendered; an iteration the budget cannot pay does not start
-        affordable = not self.over_budget(state, fitted.prompt, runtime.context)
+        unaffordable = None
+        if self.over_budget(state, fitted.prompt, runtime.context):
+            unaffordable = "budget"
+        elif self.over_cost(state, fitted.prompt, runtime.context):
+            unaffordable = "max_cost"
         return {
             "prompt": fitted.prompt,
             "text_score": scores[0],
@@ -157,7 +205,7 @@ class Nodes:
             "critique": None,
             "candidates": [],
             "note": note,
-            "stop_reason": None if affordable else "budget",
+            "stop_reason": unaffordable,
             "alternatives": [
                 {"prompt": p, "text_score": s} for p, s in zip(others, scores[1:], strict=True)
             ],
@@ -181,7 +229,10 @@ class Nodes:
     @timed
     def generate(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
         options = runtime.context
-        groups, spent = self.render([state["prompt"]], options)
+        try:
+            groups, spent = self.render([state["prompt"]], options)
+        except RendersRefused as error:
+            return self.refused_current(state, error)
         renders = groups[0]
         image_score = self.image_scores([renders], self.reference_embedding(state))[0]
         current: Rendered = {
@@ -199,6 +250,28 @@ class Nodes:
         if _better(current, state.get("best"), options.objective):
             update["best"] = current
         return update
+
+    def refused_current(self, state: ArpoState, error: RendersRefused) -> dict[str, Any]:
+        """The current prompt was refused by the backend: go back to the best prompt so far
+        (rendered already), with a note; a refused first prompt stops the run (nothing to go
+        back to), with the refusal as its error."""
+        best = state.get("best")
+        if best is None:
+            raise error
+        reason = next(iter(error.reasons.values()), "refused")
+        note = (
+            f"refused by the text-to-image service ({reason}): {state['prompt']}; back to "
+            "the best prompt"
+        )
+        log.warning(note)
+        return {
+            "prompt": best["prompt"],
+            "text_score": best["text_score"],
+            "renders": best["renders"],
+            "image_score": best["image_score"],
+            "renders_spent": state.get("renders_spent", 0) + error.spent,
+            "note": _notes(state.get("note"), note),
+        }
 
     @timed
     def critique(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
@@ -293,7 +366,7 @@ class Nodes:
             key=lambda c: c["text_score"],
             reverse=True,
         )
-        chosen, improved, spent = self.choose(state, ranked, reference, options)
+        chosen, improved, spent, refused = self.choose(state, ranked, reference, options)
         renders_spent = state.get("renders_spent", 0) + spent
         scored = state.get("candidates_scored", len(texts) - 1)
         record = {
@@ -304,7 +377,7 @@ class Nodes:
             "renders": state["renders"],
             "proposer": state.get("proposer"),
             "critique": state.get("critique"),
-            "note": state.get("note"),
+            "note": _notes(state.get("note"), refused),
             "candidates": ranked[:TOP_CANDIDATES_KEPT],
             "candidates_scored": scored + 1,  # the current prompt competes too
             "improved": improved,
@@ -326,29 +399,41 @@ class Nodes:
         ranked: list[Scored],
         reference: torch.Tensor,
         options: RunOptions,
-    ) -> tuple[Scored, bool, int]:
+    ) -> tuple[Scored, bool, int, str | None]:
         """The next prompt, whether it improves on the current one by the run's objective,
-        and the renders the backend made to decide (reranking only). Reranking writes each
-        rendered candidate's image score into its entry of ``ranked`` (and the current
-        prompt's, which they compete with), so the record shows what chose."""
+        the renders the backend made to decide (reranking only), and a note naming the
+        candidates the backend refused to render (they score lowest: never chosen).
+        Reranking writes each rendered candidate's image score into its entry of ``ranked``
+        (and the current prompt's, which they compete with), so the record shows what chose."""
         if options.objective == "text":
-            return ranked[0], ranked[0]["text_score"] > state["text_score"] + 1e-6, 0
+            return ranked[0], ranked[0]["text_score"] > state["text_score"] + 1e-6, 0, None
         top = [c for c in ranked[: options.rerank_top_k] if c["prompt"] != state["prompt"]]
+        stay = {"prompt": state["prompt"], "text_score": state["text_score"]}
         if not top:
-            return {"prompt": state["prompt"], "text_score": state["text_score"]}, False, 0
-        groups, spent = self.render([c["prompt"] for c in top], options)
-        image_scores = self.image_scores(groups, reference)
+            return stay, False, 0, None  # type: ignore[return-value]
+        groups, spent, refused = self.render_or_refuse([c["prompt"] for c in top], options)
+        rendered = [group for group in groups if group is not None]
+        scores = iter(self.image_scores(rendered, reference) if rendered else [])
+        image_scores = [float("-inf") if group is None else next(scores) for group in groups]
         for candidate, image_score in zip(top, image_scores, strict=True):
-            candidate["image_score"] = image_score
+            if image_score != float("-inf"):  # a refused candidate has no image score
+                candidate["image_score"] = image_score
         current_image = state.get("image_score")
         for candidate in ranked:
             if candidate["prompt"] == state["prompt"] and current_image is not None:
                 candidate["image_score"] = current_image
+        note = None
+        if refused:
+            note = (
+                f"{len(refused)} candidate(s) refused by the text-to-image service, scored lowest: "
+                + "; ".join(f"{prompt} ({reason})" for prompt, reason in refused.items())
+            )
+            log.warning(note)
         best = max(range(len(top)), key=image_scores.__getitem__)
         current = _score(state.get("image_score"))
         if image_scores[best] > current + 1e-6:
-            return top[best], True, spent
-        return {"prompt": state["prompt"], "text_score": state["text_score"]}, False, spent
+            return top[best], True, spent, note
+        return stay, False, spent, note  # type: ignore[return-value]
 
     @timed
     def stop_check(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
@@ -372,6 +457,8 @@ class Nodes:
             reason = "time_budget"
         elif self.over_budget(state, state["prompt"], options):
             reason = "budget"
+        elif self.over_cost(state, state["prompt"], options):
+            reason = "max_cost"
         restart = self.restart(state, options) if reason == "patience" else None
         if restart is not None:
             reason = None
@@ -394,7 +481,19 @@ class Nodes:
                 "stop_reason": reason,
             }
         )
+        if reason == "max_cost":  # a pause, not an end: the run resumes with a higher limit
+            raise CostLimitReached(self.cost_message(state, options))
         return {"iteration": iteration, "stop_reason": reason, **(restart or {})}
+
+    def cost_message(self, state: ArpoState, options: RunOptions) -> str:
+        price = self.tools.renderer.price_per_image(options.render_params) or 0.0
+        spent = state.get("renders_spent", 0)
+        needed = self.cost_needed(state, state["prompt"], options) or 0.0
+        return (
+            f"the next iteration could bring the run's cost to ${needed:.2f}, past its "
+            f"--max-cost ${options.max_cost:.2f} (${spent * price:.2f} spent so far: {spent} "
+            f"renders at ${price:.3f}); stopped with the best prompt so far"
+        )
 
     def restart(self, state: ArpoState, options: RunOptions) -> dict[str, Any] | None:
         """Where the search goes instead of stopping on patience: the next hypothesis it has
@@ -402,6 +501,8 @@ class Nodes:
         tried = {record["prompt"] for record in state.get("history", [])}
         waiting = [a for a in state.get("alternatives", []) if a["prompt"] not in tried]
         if not waiting or self.over_budget(state, waiting[0]["prompt"], options):
+            return None
+        if self.over_cost(state, waiting[0]["prompt"], options):
             return None
         start = waiting[0]
         return {
@@ -416,10 +517,16 @@ class Nodes:
     def finalize(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
         """Render the last selected prompt too, so the answer is the best prompt *seen*."""
         options = runtime.context
-        groups, spent = self.render([state["prompt"]], options)
-        renders = groups[0]
+        note = "final"
+        try:
+            groups, spent = self.render([state["prompt"]], options)
+            renders = groups[0]
+            image_score = self.image_scores([renders], self.reference_embedding(state))[0]
+        except RendersRefused as error:  # the answer stays the best prompt seen
+            renders, spent, image_score = [], error.spent, None
+            reason = next(iter(error.reasons.values()), "")
+            note = f"final; refused by the text-to-image service ({reason})"
         renders_spent = state.get("renders_spent", 0) + spent
-        image_score = self.image_scores([renders], self.reference_embedding(state))[0]
         final: Rendered = {
             "iteration": state["iteration"],
             "prompt": state["prompt"],
@@ -431,7 +538,7 @@ class Nodes:
             **final,
             "proposer": None,
             "critique": None,
-            "note": "final",
+            "note": note,
             "candidates": [],
             "renders_spent": renders_spent,
         }
@@ -441,7 +548,7 @@ class Nodes:
             "image_score": image_score,
             "renders_spent": renders_spent,
         }
-        if _better(final, state.get("best"), options.objective):
+        if renders and _better(final, state.get("best"), options.objective):
             update["best"] = final
         return update
 

@@ -183,6 +183,7 @@ def _header_card(
             ("Iterations run", str(n_iters)),
             ("Elapsed", format_elapsed(result.get("elapsed_s"))),
             ("Renders", esc(renders_line(result))),
+            *hosted_rows(result),
             ("Models", chips(_model_names(result.get("models")))),
             ("Family", esc(family_line(result.get("models")))),
             ("Options", chips(result.get("options"))),
@@ -208,6 +209,27 @@ def renders_line(result: Mapping[str, Any]) -> str:
     if budget is None:
         return f"{int(spent)} (no budget)"
     return f"{int(spent)} of {int(budget)} (budget)"
+
+
+def hosted_rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The cost line of a run whose renderer has a price (images API), and a warning where
+    its renders are not reproducible (no seed); none for local models."""
+    rows = []
+    cost = as_mapping(result.get("cost"))
+    usd, price = as_number(cost.get("usd")), as_number(cost.get("price_per_image"))
+    if usd is not None and price is not None:
+        limit = as_number(cost.get("max_cost"))
+        line = f"${usd:.2f} ({as_text(cost.get('renders'))} renders at ${price:.3f})"
+        rows.append(("Cost", esc(line + (f", limit ${limit:.2f}" if limit is not None else ""))))
+    profile = as_mapping(as_mapping(result.get("models")).get("profile"))
+    if profile.get("reproducible") is False:
+        rows.append(
+            (
+                "Reproducible",
+                esc("no: the text-to-image service takes no seed; a render again is a new sample"),
+            )
+        )
+    return rows
 
 
 def _model_names(models: Any) -> Any:

@@ -7,7 +7,8 @@ defines them. Two kinds:
   text-to-image backend (``build(ref, settings)``, or ``build(ref, settings, profile=...)``
   when it takes the family profile to render by) and can say, before anything heavy is
   imported, whether that reference can load (``check(ref)``) and which model family it is
-  (``profile(ref, download)``). Built in: ``"diffusers"``.
+  (``profile(ref, download)``). Built in: ``"diffusers"``, ``"openai-images"``
+  (:mod:`arpo.tools.images_api`).
 - ``"preset"``: a :data:`PresetBuilder`, ``(spec, root) -> PresetModels``: it builds the
   preset's models under ``root`` if they need building and says where they are. Built in:
   ``"tiny"`` (:mod:`arpo.tools.presets`).
@@ -40,7 +41,7 @@ KINDS = ("renderer", "preset")
 
 #: Modules of ``arpo.tools`` that register built-in builders when imported (imported lazily,
 #: on the first lookup, because they import this module).
-BUILTIN_PROVIDERS = ("arpo.tools.presets",)
+BUILTIN_PROVIDERS = ("arpo.tools.presets", "arpo.tools.images_api")
 
 PresetBuilder = Callable[[dict[str, Any], Path], "PresetModels"]
 

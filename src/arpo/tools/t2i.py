@@ -81,8 +81,10 @@ class RenderParams:
 class Renderer(Protocol):
     """Any text-to-image backend: one image per (prompt, seed) pair, deterministic.
 
-    A backend may also have ``profile`` (its :class:`~arpo.tools.families.FamilyProfile`) and
-    ``check_params(params)`` (refuse, before any render, what it cannot render)."""
+    A backend may also have ``profile`` (its :class:`~arpo.tools.families.FamilyProfile`),
+    ``check_params(params)`` (refuse, before any render, what it cannot render),
+    ``seeded = False`` (it takes no seed: a seed then only names a sample, and a new sample of
+    the same prompt differs) and ``price_per_image(params)`` (US dollars per render, or None)."""
 
     name: str
 
@@ -402,9 +404,47 @@ class DiffusersRenderer:
         )
 
 
+class RendersRefused(RenderError):
+    """The backend refused to render some prompts (an images API's content policy): not
+    retried, and not a broken run. ``images`` holds the other renders (None where refused),
+    ``reasons`` the refusal of each refused position; from :meth:`RenderCache.render_counted`,
+    ``hashes`` holds artifact hashes instead (None where refused) and ``spent`` what the
+    backend rendered."""
+
+    def __init__(
+        self,
+        reasons: dict[int, str],
+        images: list[Any] | None = None,
+        hashes: list[str | None] | None = None,
+        spent: int = 0,
+    ) -> None:
+        first = next(iter(reasons.values()), "")
+        super().__init__(
+            f"the text-to-image service refused {len(reasons)} prompt(s) (not retried): "
+            f"{first}. Rephrase the prompt (or start from another one with --prompt)."
+        )
+        self.reasons = reasons
+        self.images = images or []
+        self.hashes = hashes or []
+        self.spent = spent
+
+
+@dataclass(frozen=True)
+class RenderOutcome:
+    """What :meth:`RenderCache.render_some` made: hashes (None where the backend refused),
+    how many renders the backend really made, and the refusals by position."""
+
+    hashes: list[str | None]
+    spent: int
+    refused: dict[int, str]
+
+
 class RenderCache:
     """Serves renders from the artifact store by (model, prompt, negative, seed, size, steps,
-    guidance); only misses reach the backend, in one batch."""
+    guidance); only misses reach the backend, in one batch. For a backend without seeds the
+    seed names a sample (``sample`` in the key): a prompt's sample 0 is drawn once and then
+    served from the store, sample 1 is another draw. A refusal is stored too, so the same
+    prompt is not sent again."""
 
     def __init__(self, renderer: Renderer, store: ArtifactStore) -> None:
         self.renderer = renderer
@@ -413,12 +453,22 @@ class RenderCache:
         self.misses = 0
         self._lock = threading.Lock()
 
+    @property
+    def seeded(self) -> bool:
+        """Whether the backend's renders are reproducible from a seed."""
+        return bool(getattr(self.renderer, "seeded", True))
+
+    def price_per_image(self, params: RenderParams) -> float | None:
+        """US dollars per render at ``params`` (None: the backend has no price)."""
+        price = getattr(self.renderer, "price_per_image", None)
+        return price(params) if callable(price) else None
+
     def key(self, prompt: str, seed: int, params: RenderParams) -> str:
         return json.dumps(
             {
                 "model": getattr(self.renderer, "cache_id", self.renderer.name),
                 "prompt": prompt,
-                "seed": seed,
+                "seed" if self.seeded else "sample": seed,
                 **asdict(params),
             },
             sort_keys=True,
@@ -430,10 +480,21 @@ class RenderCache:
         digest = record.get("image") if record else None
         return digest if digest and self.store.has(digest) else None
 
+    def refusal(self, prompt: str, seed: int, params: RenderParams) -> str | None:
+        """The stored refusal of (prompt, seed), if the backend refused it."""
+        record = self.store.get_record(self.key(prompt, seed, params))
+        reason = record.get("refused") if record else None
+        return str(reason) if reason else None
+
     def missing(self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams) -> int:
         """How many of these renders :meth:`render_counted` would pass to the backend."""
         pairs = zip(prompts, seeds, strict=True)
-        return sum(1 for prompt, seed in pairs if self.cached(prompt, seed, params) is None)
+        return sum(
+            1
+            for prompt, seed in pairs
+            if self.cached(prompt, seed, params) is None
+            and self.refusal(prompt, seed, params) is None
+        )
 
     def render(
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
@@ -445,20 +506,49 @@ class RenderCache:
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
     ) -> tuple[list[str], int]:
         """Artifact hashes of the renders, one per (prompt, seed), and how many of them the
-        backend really rendered (cache hits are free): what a run's render budget counts."""
+        backend really rendered (cache hits are free): what a run's render budget counts.
+        A refusal raises :class:`RendersRefused` (with the other renders' hashes)."""
+        outcome = self.render_some(prompts, seeds, params)
+        if outcome.refused:
+            raise RendersRefused(outcome.refused, hashes=outcome.hashes, spent=outcome.spent)
+        return [digest for digest in outcome.hashes if digest is not None], outcome.spent
+
+    def render_some(
+        self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
+    ) -> RenderOutcome:
+        """As :meth:`render_counted`, but a prompt the backend refuses gets None and its
+        reason instead of raising: the loop scores a refused candidate lowest."""
         if len(prompts) != len(seeds):
             raise ValueError("render needs one seed per prompt")
-        hashes = [self.cached(p, s, params) for p, s in zip(prompts, seeds, strict=True)]
-        missing = [i for i, digest in enumerate(hashes) if digest is None]
+        pairs = list(zip(prompts, seeds, strict=True))
+        hashes: list[str | None] = [self.cached(p, s, params) for p, s in pairs]
+        refused = {
+            i: reason
+            for i, (p, s) in enumerate(pairs)
+            if hashes[i] is None and (reason := self.refusal(p, s, params)) is not None
+        }
+        missing = [i for i, digest in enumerate(hashes) if digest is None and i not in refused]
         self.hits += len(prompts) - len(missing)
         self.misses += len(missing)
-        if missing:
-            with self._lock:  # one backend call at a time per device
-                images = self.renderer.render(
+        if not missing:
+            return RenderOutcome(hashes, 0, refused)
+        with self._lock:  # one backend call at a time per device
+            try:
+                images: list[Any] = self.renderer.render(
                     [prompts[i] for i in missing], [seeds[i] for i in missing], params
                 )
-            for i, image in zip(missing, images, strict=True):
-                digest = self.store.put_image(image)
-                self.store.put_record(self.key(prompts[i], seeds[i], params), {"image": digest})
-                hashes[i] = digest
-        return [digest for digest in hashes if digest is not None], len(missing)
+                new_refusals: dict[int, str] = {}
+            except RendersRefused as error:
+                images, new_refusals = error.images, error.reasons
+        spent = 0
+        for j, (i, image) in enumerate(zip(missing, images, strict=True)):
+            key = self.key(prompts[i], seeds[i], params)
+            if image is None:
+                refused[i] = new_refusals.get(j, "refused")
+                self.store.put_record(key, {"refused": refused[i]})
+                continue
+            digest = self.store.put_image(image)
+            self.store.put_record(key, {"image": digest})
+            hashes[i] = digest
+            spent += 1
+        return RenderOutcome(hashes, spent, refused)

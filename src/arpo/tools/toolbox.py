@@ -168,13 +168,36 @@ class Toolbox:
 
     def renderer_choice(self) -> tuple[RendererBuilder, str]:
         """The registered builder of the text-to-image backend, and the reference it loads."""
+        from dataclasses import replace
+
         from arpo.tools import registry
 
         preset = self.preset
+        hosted = self.hosted_t2i
         if preset:
             builder = registry.renderer_builder(preset.renderer, provider=preset.provider)
+            if hosted:  # the endpoint renders the preset's world: its family holds
+                images = registry.renderer_builder("openai-images")
+                return replace(images, profile=builder.profile), self.settings.t2i_model
             return builder, preset.t2i_model
+        if hosted:
+            return registry.renderer_builder("openai-images"), self.settings.t2i_model
         return registry.renderer_builder("diffusers"), self.settings.t2i_model
+
+    @property
+    def hosted_t2i(self) -> bool:
+        """Whether ARPO_T2I_MODEL names an images-API model (``openai-images:MODEL``): it
+        renders then, with a preset too (which still gives CLIP, vocabulary and sizes)."""
+        return self.settings.t2i_model.startswith("openai-images:")
+
+    @property
+    def renders_reproducible(self) -> bool:
+        """Whether a render is the same again for the same seed (False for the images API,
+        which takes no seed), without loading the backend."""
+        given = self._given.get("backend")
+        if given is not None:
+            return bool(getattr(given, "seeded", True))
+        return not self.hosted_t2i
 
     @property
     def backend(self) -> Renderer:
@@ -389,6 +412,8 @@ class Toolbox:
             described["forced_by"] = "ARPO_FAMILY"
         if self.settings.family_overrides:
             described["overrides"] = dict(self.settings.family_overrides)
+        if not self.renders_reproducible:
+            described["reproducible"] = False  # no seeds: a render is one sample of many
         return described
 
     def describe_models(self) -> dict[str, str | None]:
@@ -396,10 +421,11 @@ class Toolbox:
         settings = self.settings
         given_backend = self._given.get("backend")
         given_scorer = self._given.get("scorer")
+        preset_t2i = self.preset is not None and not self.hosted_t2i
         t2i = (
             given_backend.name
             if given_backend
-            else (self.preset.t2i_model if self.preset else settings.t2i_model)
+            else (self.preset.t2i_model if self.preset and preset_t2i else settings.t2i_model)
         )
         if given_scorer:
             clip = given_scorer.name
@@ -430,6 +456,8 @@ class Toolbox:
         settings, preset = self.settings, self.preset
         if preset:
             t2i, clip = preset.t2i_identity, preset.clip_identity
+            if self.hosted_t2i:
+                t2i = settings.t2i_model
         else:
             t2i = settings.t2i_model
             clip = _clip_name(settings.clip_model, settings.clip_pretrained)
