@@ -112,6 +112,9 @@ def prepare(home: Path) -> tuple[dict[str, str], Path]:
     default image folder (ARPO_HOME/inbox); one warm-up demo run fills the caches."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARPO_")}
     env.update({"ARPO_HOME": str(home), "HF_HUB_OFFLINE": "1", "COLUMNS": "120"})
+    if env.get("PYTHONPATH"):  # the processes run elsewhere: the sources named as given here
+        parts = env["PYTHONPATH"].split(os.pathsep)
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(part).resolve()) for part in parts)
     inbox = home / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
     image = inbox / "scene.png"
