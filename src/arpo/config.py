@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         "openai", description="open_clip pretrained tag, or a path to a local checkpoint file."
     )
     device: Device = Field("auto", description="Torch device; auto picks cuda, then mps, then cpu.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="Torch CPU threads; unset: OMP_NUM_THREADS when set, else the cores free for "
+        "this process (one on a busy machine: oversubscribed threads wait for each other).",
+    )
     dtype: Dtype = Field(
         "auto",
         description="Diffusion dtype; auto takes the model family's for the device (bfloat16 "

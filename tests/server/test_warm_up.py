@@ -125,6 +125,37 @@ def test_a_call_after_warm_up_does_not_wait(slow_toolbox: Toolbox) -> None:
     assert phrase in slow_toolbox.scorer._texts
 
 
+def test_a_first_reverse_prompt_without_warm_up_says_what_loads_before_iterating(
+    tmp_path: Path,
+) -> None:
+    """--no-warm-up: the call loads the models itself, and says so before its first iteration
+    (the demo preset, in a data folder no process used yet)."""
+    toolbox = Toolbox(Settings(home=tmp_path / "home", preset="demo"))
+    messages: list[str] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        messages.append(message or "")
+
+    async def main() -> CallToolResult:
+        with anyio.fail_after(120):
+            async with Client(build_server(toolbox, warm_up=False)) as client:
+                return await client.call_tool(
+                    "reverse_prompt",
+                    {"image": _reference(toolbox), "iterations": 2},
+                    progress_callback=progress,
+                )
+
+    result = run(main)
+    assert not result.is_error, text_of(result)
+    first_iteration = next(i for i, m in enumerate(messages) if m.startswith("iteration 1/2"))
+    before = messages[:first_iteration]
+    assert before[:2] == ["checking the model files", "loading CLIP demo-clip"]
+    assert "loading text-to-image model arpo-demo-renderer-v2" in before
+    assert any(m.startswith("embedding the phrase vocabulary (0/") for m in before)
+    assert any(m.startswith("run ") and m.endswith("started: finding the first prompt")
+               for m in before)  # fmt: skip
+
+
 def test_the_warm_up_hands_the_lock_to_a_waiting_call_between_vocabulary_chunks() -> None:
     lock = threading.Lock()
     loading = ModelLoading(lock)
@@ -182,8 +213,9 @@ def test_a_warm_up_failure_is_reported_by_the_first_call_in_the_clis_words(
     message = text_of(first).removeprefix("Error executing tool generate_image: ")
     assert "nobody/missing-model" in message and "ARPO_T2I_MODEL" in message
     assert text_of(second) == text_of(first)
-    assert len(events) == 1 and events[0].startswith("loading the models at start failed (")
+    assert events[0].startswith("loading the models at start failed (")
     assert message in events[0]
+    assert events[1:] == ["loading text-to-image model missing-model"]  # it tries again
 
     # the CLI says the same for the same settings
     monkeypatch.setattr(api.toolboxes, "_toolboxes", {})
@@ -192,7 +224,9 @@ def test_a_warm_up_failure_is_reported_by_the_first_call_in_the_clis_words(
         monkeypatch.setenv(name, value)
     done = CliRunner().invoke(app, ["generate", "a cat", "--out", str(tmp_path / "out")], env=env)
     assert done.exit_code != 0
-    assert " ".join(done.stderr.split()) == " ".join(f"error: {message}".split())
+    said, error = done.stderr.split("error: ")
+    assert said.strip() == "loading text-to-image model missing-model"  # what it was doing
+    assert " ".join(error.split()) == " ".join(message.split())
 
 
 # --------------------------------------------------------------------------- stdio
@@ -300,6 +334,6 @@ def test_stdio_client_leaving_during_warm_up_exits_cleanly(tmp_path: Path) -> No
     ],
 )
 def test_progress_names_models_shortly(name: str, kind: str, preset: bool, shown: str) -> None:
-    from arpo.tools.toolbox import _short_name
+    from arpo.tools.toolbox import short_model_name
 
-    assert _short_name(name, kind=kind, preset=preset) == shown
+    assert short_model_name(name, kind=kind, preset=preset) == shown

@@ -97,12 +97,14 @@ def load_judge(toolbox: Toolbox, ref: str) -> Judge:
         scorer = toolbox.scorer
         return Judge(scorer, toolbox.model_identity()["clip"] or scorer.name, held_out=False)
     from arpo.tools.clip import ClipScorer
+    from arpo.tools.toolbox import short_model_name
 
     settings = toolbox.settings
     model, pretrained = judge_ref(ref)
-    scorer = ClipScorer.from_pretrained(
-        model, pretrained, device=settings.device, dtype=settings.clip_dtype
-    )
+    with toolbox.loading(f"the judge's CLIP {short_model_name(model, kind='clip', preset=False)}"):
+        scorer = ClipScorer.from_pretrained(
+            model, pretrained, device=settings.device, dtype=settings.clip_dtype
+        )
     return Judge(scorer, scorer.name, held_out=True)
 
 

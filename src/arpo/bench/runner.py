@@ -121,8 +121,9 @@ def run_bench(
     _claim_out_dir(out, config, dataset)
     toolbox.load_models()
     judged = load_judge(toolbox, judge)
-    # the vocabulary's text embeddings, once: else the first method to rank phrases pays it
-    toolbox.scorer.encode_texts(list(toolbox.vocabulary.phrases))
+    # the vocabulary's text embeddings, once (from the disk cache when it holds them): else
+    # the first method to rank phrases pays it
+    toolbox.embed_vocabulary()
 
     problems = list(data.problems)
     rows: list[dict[str, Any]] = []

@@ -42,6 +42,7 @@ _state: dict[str, bool] = {"verbose": False}
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
     ] = False,
@@ -52,6 +53,11 @@ def _root(
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if ctx.invoked_subcommand != "serve":  # the server logs; it prints no lines of its own
+        from arpo.cli.display import LoadLines
+        from arpo.tools.toolbox import listen_to_every_toolbox
+
+        ctx.with_resource(listen_to_every_toolbox(LoadLines(verbose)))
 
 
 def settings_for(preset: str | None = None, **overrides: Any) -> Settings:

@@ -1,4 +1,4 @@
-"""Live displays on stderr: a run's iterations, a bench's pairs."""
+"""Live displays on stderr: what the models' loading does, a run's iterations, a bench's pairs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,26 @@ from pathlib import Path
 from typing import Any, Self
 
 from arpo.cli.app import err
+
+
+class LoadLines:
+    """What loading the models does, one line each on stderr as it starts ("loading CLIP
+    demo-clip"), so a command is never silent while torch imports; a run of messages that
+    differ only in their counts ("embedding the phrase vocabulary (256/4494 phrases)")
+    prints once, and "loaded ... in N s" only with ``--verbose``."""
+
+    def __init__(self, verbose: bool = False) -> None:
+        self.verbose = verbose
+        self._last = ""
+
+    def __call__(self, message: str) -> None:
+        if message.startswith("loaded ") and not self.verbose:
+            return
+        topic = message.split(" (")[0]
+        if topic == self._last:
+            return
+        self._last = topic
+        err.print(f"[dim]{message}[/dim]", highlight=False, soft_wrap=True)
 
 
 class LiveDisplay:

@@ -1,6 +1,9 @@
 """The worker side of a tool call: a thread per request, one model lock per Toolbox, progress
 relayed as MCP notifications, cancellation checked at iteration boundaries.
 
+Before its first iteration a request hears what its own model work loads ("loading CLIP
+demo-clip"), from the Toolbox's load events, before any heavy import.
+
 One process holds one copy of each model on one device, so model work is serialised; a request
 that has to wait says so in a progress notification. While the background warm-up holds the
 lock (:class:`ModelLoading`), a waiting request relays what it is loading, at least once a
@@ -136,13 +139,20 @@ class ModelLoading:
 
 
 class Job:
-    """One request's worker-thread side: progress out, cancellation in."""
+    """One request's worker-thread side: progress out, cancellation in. Holding the model
+    lock (:meth:`model`), it relays what ``toolbox`` loads for it."""
 
-    def __init__(self, lock: threading.Lock, loading: ModelLoading | None = None) -> None:
+    def __init__(
+        self,
+        lock: threading.Lock,
+        loading: ModelLoading | None = None,
+        toolbox: Toolbox | None = None,
+    ) -> None:
         if loading is not None and loading.lock is not lock:
             raise ValueError("the warm-up state belongs to another model lock")
         self.lock = lock
         self.loading = loading
+        self.toolbox = toolbox
         self.cancelled = threading.Event()
         self.events: queue.SimpleQueue[tuple[float, float | None, str]] = queue.SimpleQueue()
         self._waits = 0  # waiting notifications sent: their progress values rise below 1
@@ -160,7 +170,7 @@ class Job:
         loading (at least every second), or that another request is running (once)."""
         if self.loading is None:
             if not self.lock.acquire(blocking=False):
-                self._tell_waiting(WAITING)
+                self.tell(WAITING)
                 while not self.lock.acquire(timeout=0.1):
                     self.check()
         else:
@@ -174,7 +184,11 @@ class Job:
                     f"loading the models at start failed ({failure_text(failure)}); trying again",
                 )
             self.check()
-            yield
+            if self.toolbox is None:
+                yield
+            else:
+                with self.toolbox.listen(self.tell):
+                    yield
         finally:
             self.lock.release()
 
@@ -190,7 +204,7 @@ class Job:
                 message = WAITING if doing is None else WAITING_FOR_LOAD + doing
                 now = time.monotonic()
                 if message != told or (doing is not None and now - told_at >= HEARTBEAT_S):
-                    self._tell_waiting(message)
+                    self.tell(message)
                     told, told_at = message, now
                 self.check()
                 time.sleep(0.05)
@@ -205,7 +219,8 @@ class Job:
         self._waits += 1
         return value
 
-    def _tell_waiting(self, message: str) -> None:
+    def tell(self, message: str) -> None:
+        """A notification before the first iteration (waiting, loading, starting)."""
         self.progress(self._wait_value(), None, message)
 
     def on_run_progress(self) -> Callable[[dict[str, Any]], None]:
@@ -216,6 +231,7 @@ class Job:
         def update(event: dict[str, Any]) -> None:
             if event.get("event") == "started":
                 total[0] = int(event["iterations"])
+                self.tell(f"run {event.get('run_id', '')} started: finding the first prompt")
                 return
             self.check()  # at an iteration boundary: the run stops here, checkpointed
             done = int(event.get("iteration", 0)) + 1

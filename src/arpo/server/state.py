@@ -27,8 +27,9 @@ class ServerState:
         self.lock = self.loading.lock
 
     def job(self) -> Job:
-        """A request's worker side, which hears what the warm-up loads while it waits."""
-        return Job(self.lock, self.loading)
+        """A request's worker side, which hears what the warm-up loads while it waits, and
+        what it loads itself."""
+        return Job(self.lock, self.loading, self.toolbox)
 
     def image(self, source: str) -> Image.Image:
         """The image a caller's argument names, through the one resolver, confined to the

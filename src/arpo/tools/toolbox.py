@@ -4,13 +4,21 @@ Callers may hand in already-loaded components (a renderer, a scorer, a chat mode
 captioner); anything
 not given is built from :class:`~arpo.config.Settings` on first use. The graph receives a
 Toolbox at build time; models never enter graph state.
+
+What a Toolbox loads is said in words as it happens ("loading CLIP demo-clip", then "loaded
+CLIP demo-clip in 2.1 s"), before any heavy import: to the listeners of the context that
+loads (:meth:`Toolbox.listen`, an MCP request's) and to the process's
+(:func:`listen_to_every_toolbox`, the CLI's).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +37,23 @@ if TYPE_CHECKING:
     from arpo.tools.store import ArtifactStore
     from arpo.tools.t2i import RenderCache, Renderer
     from arpo.tools.vocabulary import Vocabulary
+
+LoadListener = Callable[[str], None]
+_every_toolbox: list[LoadListener] = []  # hear what every Toolbox of the process loads
+_every_toolbox_guard = threading.Lock()
+
+
+@contextmanager
+def listen_to_every_toolbox(listener: LoadListener) -> Iterator[None]:
+    """Tell ``listener`` what any Toolbox of this process loads, in any thread, while inside:
+    for the owner of the process (the CLI prints it)."""
+    with _every_toolbox_guard:
+        _every_toolbox.append(listener)
+    try:
+        yield
+    finally:
+        with _every_toolbox_guard:
+            _every_toolbox.remove(listener)
 
 
 class Toolbox:
@@ -55,6 +80,52 @@ class Toolbox:
         self._lock = threading.RLock()
         self._profile: FamilyProfile | None = None
         self._vocabulary_embedded = False
+        # per context (thread, or a task that copied the context): who hears its loads
+        self._listeners: ContextVar[tuple[LoadListener, ...]] = ContextVar(
+            "arpo_load_listeners", default=()
+        )
+
+    @contextmanager
+    def listen(self, listener: LoadListener) -> Iterator[None]:
+        """Tell ``listener`` what this Toolbox loads in the current context while inside: this
+        thread, and the threads LangGraph runs its nodes in for it (they copy the context),
+        so an MCP request hears its own loads, not another request's."""
+        token = self._listeners.set((*self._listeners.get(), listener))
+        try:
+            yield
+        finally:
+            self._listeners.reset(token)
+
+    def _say(self, message: str) -> None:
+        """Tell the listeners what is being loaded now."""
+        with _every_toolbox_guard:
+            everywhere = list(_every_toolbox)
+        for listener in [*self._listeners.get(), *everywhere]:
+            listener(message)
+
+    @contextmanager
+    def loading(self, what: str) -> Iterator[None]:
+        """Around loading a model for this toolbox: say "loading WHAT" before it and "loaded
+        WHAT in N s" once it has; torch's thread count is chosen on the way
+        (:func:`~arpo.tools.devices.use_threads`)."""
+        from arpo.tools.devices import use_threads
+
+        self._say(f"loading {what}")
+        began = time.perf_counter()
+        use_threads(self.settings.threads)
+        yield
+        self._say(f"loaded {what} in {time.perf_counter() - began:.1f} s")
+
+    def _captioner_label(self, ref: str) -> str:
+        """The captioner's name for a progress line: a preset's own is "demo/captioner"."""
+        short = short_model_name(ref, kind="t2i", preset=False)
+        own = self.preset is not None and self.preset.caption_model == ref
+        return f"{self.settings.preset}/{short}" if own else short
+
+    def _label(self, kind: str) -> str:
+        """The name a progress line gives the text-to-image ("t2i") or CLIP ("clip") model."""
+        named = self.settings.preset != "none"
+        return short_model_name(self.model_identity()[kind], kind=kind, preset=named)
 
     def _get(self, name: str, build: Any) -> Any:
         if self._given.get(name) is None:
@@ -205,9 +276,10 @@ class Toolbox:
 
         def build() -> Renderer:
             builder, ref = self.renderer_choice()
-            # now that the model is about to load, its family may be read from the hub too
-            self._profile, _ = self._choose_profile(download=True)
-            return builder.make(ref, self.settings, self._profile)
+            with self.loading(f"text-to-image model {self._label('t2i')}"):
+                # now that the model is about to load, its family may be read from the hub too
+                self._profile, _ = self._choose_profile(download=True)
+                return builder.make(ref, self.settings, self._profile)
 
         return self._get("backend", build)
 
@@ -220,12 +292,13 @@ class Toolbox:
     @property
     def scorer(self) -> ClipScorer:
         def build() -> ClipScorer:
-            from arpo.tools.clip import ClipScorer
+            with self.loading(f"CLIP {self._label('clip')}"):
+                from arpo.tools.clip import ClipScorer
 
-            model, pretrained = self.clip_choice()
-            return ClipScorer.from_pretrained(
-                model, pretrained, device=self.settings.device, dtype=self.settings.clip_dtype
-            )
+                model, pretrained = self.clip_choice()
+                return ClipScorer.from_pretrained(
+                    model, pretrained, device=self.settings.device, dtype=self.settings.clip_dtype
+                )
 
         return self._get("scorer", build)
 
@@ -273,16 +346,17 @@ class Toolbox:
             return None
 
         def build() -> Captioner:
-            from arpo.tools.captioner import Captioner
+            with self.loading(f"captioner {self._captioner_label(ref)}"):
+                from arpo.tools.captioner import Captioner
 
-            settings = self.settings
-            return Captioner.from_pretrained(
-                ref,
-                device=settings.device,
-                dtype=settings.caption_dtype,
-                prompt=settings.caption_prompt,
-                max_new_tokens=settings.caption_max_new_tokens,
-            )
+                settings = self.settings
+                return Captioner.from_pretrained(
+                    ref,
+                    device=settings.device,
+                    dtype=settings.caption_dtype,
+                    prompt=settings.caption_prompt,
+                    max_new_tokens=settings.caption_max_new_tokens,
+                )
 
         return self._get("captioner", build)
 
@@ -333,55 +407,62 @@ class Toolbox:
             return self.preset.clip_model, self.preset.clip_pretrained
         return self.settings.clip_model, self.settings.clip_pretrained
 
-    def load_models(self, on_progress: Callable[[str], None] | None = None) -> None:
+    def load_models(self, on_progress: LoadListener | None = None) -> None:
         """Load the renderer and scorer (and the captioner, when one is configured) now,
         checking cheap things first, so a missing model fails in about a second, before any
         run is recorded.
 
-        ``on_progress`` hears what is being done, in words ("loading CLIP ViT-L-14"): the MCP
-        server relays it to requests that wait for the models."""
-        from arpo.tools.clip import check_clip_ref
+        ``on_progress`` hears what is being done, in words ("loading CLIP ViT-L-14"), as the
+        listeners do (:meth:`listen`): the MCP server relays it to requests that wait for the
+        models."""
+        with self._listening(on_progress):
+            if self.settings.preset != "none" and "preset" not in self.__dict__:
+                self._say(f"preparing the {self.settings.preset} preset")
+            need_backend = self._given.get("backend") is None
+            need_scorer = self._given.get("scorer") is None
+            need_captioner = self._given.get("captioner") is None and self.captioner_configured
+            if need_backend or need_scorer or need_captioner:
+                self._say("checking the model files")
+            if need_backend:
+                builder, ref = self.renderer_choice()
+                builder.check(ref)
+            if need_scorer:
+                from arpo.tools.clip import check_clip_ref
 
-        say = on_progress or _quiet
-        if self.settings.preset != "none" and "preset" not in self.__dict__:
-            say(f"preparing the {self.settings.preset} preset")
-        names, named = self.model_identity(), self.settings.preset != "none"
-        t2i = _short_name(names["t2i"], kind="t2i", preset=named)
-        clip = _short_name(names["clip"], kind="clip", preset=named)
-        need_backend = self._given.get("backend") is None
-        need_scorer = self._given.get("scorer") is None
-        if need_backend or need_scorer:
-            say(f"loading {t2i if need_backend else 'CLIP ' + clip}: checking files")
-        if need_backend:
-            builder, ref = self.renderer_choice()
-            builder.check(ref)
-        if need_scorer:
-            check_clip_ref(*self.clip_choice())
-        need_captioner = self._given.get("captioner") is None and self.captioner_configured
-        if need_captioner:
-            from arpo.tools.captioner import check_captioner_ref
+                check_clip_ref(*self.clip_choice())
+            if need_captioner:
+                from arpo.tools.captioner import check_captioner_ref
 
-            check_captioner_ref(self.caption_model or "")
-        if need_scorer:
-            say(f"loading CLIP {clip}")
-        self.scorer  # noqa: B018
-        if need_backend:
-            say(f"loading text-to-image model {t2i}")
-        self.backend  # noqa: B018
-        if need_captioner:
-            say(f"loading captioner {_short_name(self.caption_model, kind='t2i', preset=False)}")
-            self.captioner  # noqa: B018
+                check_captioner_ref(self.caption_model or "")
+            self.scorer  # noqa: B018
+            self.backend  # noqa: B018
+            if need_captioner:
+                self.captioner  # noqa: B018
 
-    def embed_vocabulary(self, on_progress: Callable[[str], None] | None = None) -> None:
+    @contextmanager
+    def _listening(self, listener: LoadListener | None) -> Iterator[None]:
+        """:meth:`listen` for one call's optional ``on_progress``."""
+        if listener is None:
+            yield
+            return
+        with self.listen(listener):
+            yield
+
+    def embed_vocabulary(self, on_progress: LoadListener | None = None) -> None:
         """Embed every phrase of the vocabulary now (the scorer caches them by text), so the
         first interrogation or offline step does not pay for it; from the embeddings an
         earlier process stored under ARPO_HOME/cache when they still match the model
         (:class:`~arpo.tools.text_cache.TextEmbeddingCache`). Once per toolbox."""
         if self._vocabulary_embedded:
             return
+        with self._listening(on_progress):
+            self._embed_vocabulary()
+        self._vocabulary_embedded = True
+
+    def _embed_vocabulary(self) -> None:
         from arpo.tools.text_cache import TextEmbeddingCache
 
-        say = on_progress or _quiet
+        say = self._say
         scorer = self.scorer
         phrases = list(
             dict.fromkeys(p for group in self.vocabulary.categories.values() for p in group)
@@ -397,7 +478,6 @@ class Toolbox:
                 scorer.encode_texts(phrases[start : start + chunk])
             if real:
                 stored.save(scorer, phrases)
-        self._vocabulary_embedded = True
 
     def describe_family(self) -> dict[str, Any]:
         """The family profile a run renders by, as its record and report show it
@@ -473,11 +553,7 @@ class Toolbox:
         }
 
 
-def _quiet(message: str) -> None:
-    """No one is listening to what loads."""
-
-
-def _short_name(name: str | None, *, kind: str, preset: bool) -> str:
+def short_model_name(name: str | None, *, kind: str, preset: bool) -> str:
     """A model's name for a progress line: "stable-diffusion-v1-5" for that hub id, a folder's
     own name for a local model, "ViT-L-14" for ``ViT-L-14/openai``; a preset's models keep
     their names ("tiny/t2i")."""
