@@ -45,6 +45,21 @@ def cli(tiny_settings, tiny_models, monkeypatch, tmp_path):
     return invoke
 
 
+@pytest.fixture
+def bare_cli(monkeypatch, tmp_path):
+    """Run ``arpo`` with no models prepared (for messages given before any model loads)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("ARPO_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None):
+        return runner.invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
+
+    invoke.home = home
+    return invoke
+
+
 def error_lines(result) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.strip()]
 
@@ -153,6 +168,35 @@ def test_invert_bad_preset_is_a_usage_error(cli, reference_png):
     result = cli("invert", reference_png, "--preset", "huge")
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "command", [["doctor"], ["edit", "a cat", "-i", "night"], ["generate", "a cat"]]
+)
+def test_a_bad_preset_option_names_the_option_the_value_and_the_presets(bare_cli, command):
+    result = bare_cli(*command, "--preset", "bogus")
+    assert result.exit_code == 2
+    assert error_lines(result) == [
+        "error: --preset 'bogus': not a preset; choose one of none, demo, tiny, tiny-flux, "
+        "tiny-sd3, tiny-sdxl"
+    ]
+
+
+@pytest.mark.parametrize("command", [["doctor"], ["runs", "list"], ["vary", "a cat"]])
+def test_a_bad_variable_names_the_variable_the_value_and_the_choices(bare_cli, command):
+    result = bare_cli(*command, env={"ARPO_DEVICE": "gpu"})
+    assert result.exit_code == 2
+    assert error_lines(result) == [
+        "error: ARPO_DEVICE='gpu': not a valid device; choose one of auto, cpu, cuda, mps"
+    ]
+
+
+def test_serve_refuses_a_whitespace_token_at_start(bare_cli):
+    result = bare_cli("serve", "--transport", "http", env={"ARPO_AUTH_TOKEN": "   "})
+    assert result.exit_code == 2
+    [line] = error_lines(result)
+    assert line.startswith("error: ARPO_AUTH_TOKEN: the token is only whitespace")
+    assert "set a real token" in line
 
 
 def test_score_prints_one_line_per_prompt_best_first(cli, reference_png):

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from arpo.config import Settings
-from arpo.errors import ArpoError
+from arpo.config import Settings, describe_setting_problems
+from arpo.errors import ArpoError, InvalidSettingError
 
 app = typer.Typer(
     name="arpo",
@@ -54,26 +54,22 @@ def _root(
     )
 
 
+# the options that set a Settings field, to name them as the user typed them
+SETTING_OPTIONS = {"preset": "--preset", "allowed_roots": "--root"}
+
+
 def settings_for(preset: str | None = None, **overrides: Any) -> Settings:
     """Settings from the environment, with ``--preset`` and other options on top; a bad value
-    is a usage error (exit 2) that says which setting and why."""
+    is one line on stderr and exit 2, naming the option or variable, the value and the valid
+    ones."""
     if preset:
         overrides["preset"] = preset
     try:
         return Settings(**overrides)
-    except ValueError as error:  # pydantic ValidationError
-        raise typer.BadParameter(_validation_message(error)) from None
-
-
-def _validation_message(error: ValueError) -> str:
-    details = getattr(error, "errors", None)
-    if not callable(details):
-        return str(error)
-    return "; ".join(
-        f"{'.'.join(str(part) for part in item.get('loc', ())) or 'setting'}: "
-        f"{str(item.get('msg', '')).removeprefix('Value error, ')}"
-        for item in details()
-    )
+    except InvalidSettingError as error:
+        message = describe_setting_problems(error.problems, SETTING_OPTIONS)
+        err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
 
 
 def toolbox_for(preset: str | None) -> Any:
@@ -100,6 +96,8 @@ def errors(resume_hint: Callable[[], str | None] = lambda: None) -> Iterator[Non
         if hint:
             err.print(hint, highlight=False, soft_wrap=True)
         raise typer.Exit(error.exit_code) from None
+    except (typer.Exit, typer.BadParameter):
+        raise  # typer prints these (a usage error names its option)
     except KeyboardInterrupt:
         hint = resume_hint()
         err.print("interrupted." + (f" {hint}" if hint else ""), highlight=False, soft_wrap=True)
