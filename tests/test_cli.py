@@ -247,6 +247,61 @@ def test_help_lists_the_commands(cli):
         assert command in result.stdout
 
 
+def every_command_path() -> list[list[str]]:
+    """["invert"], ["runs", "list"], ...: every command and group of ``arpo``."""
+    import typer
+
+    def walk(command, path):
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+@pytest.mark.parametrize("path", every_command_path(), ids=" ".join)
+def test_help_shows_words_not_python_types(bare_cli, path):
+    result = bare_cli(*path, "--help", env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    for python_type in ("<bool>", "<str>", "<int>", "<float>", "<path>", "list[", "LIST[", "{"):
+        assert python_type not in result.output, (path, python_type)
+
+
+def test_help_names_arguments_and_values_as_words(bare_cli):
+    score = bare_cli("score", "--help", env={"COLUMNS": "80"}).output
+    assert "Usage: arpo score [OPTIONS] IMAGE PROMPTS..." in score
+    invert = bare_cli("invert", "--help", env={"COLUMNS": "80"}).output
+    assert "Usage: arpo invert [OPTIONS] [IMAGE]" in invert
+    assert "--resume" in invert and "RUN_ID" in invert and "--preset" in invert
+    edit = bare_cli("edit", "--help", env={"COLUMNS": "80"}).output
+    assert "COMPONENT=TEXT" in edit
+
+
+def test_command_descriptions_are_not_broken_where_the_source_was(bare_cli):
+    import typer
+
+    def helps(command):
+        yield command.name, command.help or ""
+        for sub in getattr(command, "commands", {}).values():
+            yield from helps(sub)
+
+    for name, text in helps(typer.main.get_command(app)):
+        assert "\n" not in text.replace("\n\n", ""), name
+    wide = bare_cli("--help", env={"COLUMNS": "200"}).output
+    assert "summary.json (mean and 95% CI per method) and report.html" in wide
+
+
+def test_version_is_the_installed_packages(bare_cli):
+    from importlib.metadata import version
+
+    import arpo
+
+    result = bare_cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"arpo {version('arpo')}"
+    assert version("arpo") == arpo.__version__
+
+
 def test_console_script_end_to_end(presets_home, reference_png, tmp_path):
     home = tmp_path / "home"
     home.mkdir()

@@ -12,10 +12,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from arpo.cli.readable import ReadableTyper
 from arpo.config import Settings, describe_setting_problems
 from arpo.errors import ArpoError, InvalidSettingError
 
-app = typer.Typer(
+app = ReadableTyper(
     name="arpo",
     help="Find the prompt inside an image: Automatic Reverse Prompt Optimization.",
     no_args_is_help=True,
@@ -29,6 +30,7 @@ PresetOption = Annotated[
     str | None,
     typer.Option(
         "--preset",
+        metavar="NAME",
         help="'demo': the offline demo world (procedural renderer, small trained CLIP); "
         "'tiny' (SD 1.5), 'tiny-sdxl', 'tiny-sd3', 'tiny-flux': tiny random-weight models, "
         "smoke tests whose images are noise "
@@ -40,10 +42,37 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 _state: dict[str, bool] = {"verbose": False}
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        out.print(f"arpo {installed_version()}", highlight=False)
+        raise typer.Exit()
+
+
+def installed_version() -> str:
+    """arpo's version as installed (package metadata), else the source's ``__version__``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("arpo")
+    except PackageNotFoundError:
+        from arpo import __version__
+
+        return __version__
+
+
 @app.callback()
 def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
+    ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print arpo's version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
     ] = False,
 ) -> None:
     _state["verbose"] = verbose

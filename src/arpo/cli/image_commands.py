@@ -20,9 +20,9 @@ HEIGHT_HELP = "Height (a multiple of the model family's; default: its native squ
 @app.command()
 def generate(
     prompt: Annotated[str, typer.Argument(help="The prompt to render.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the images.")] = Path(
-        "."
-    ),
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", metavar="FOLDER", help="Folder for the images.")
+    ] = Path("."),
     seed: Annotated[int, typer.Option(help="First seed.")] = 0,
     count: Annotated[
         int, typer.Option("--count", "-c", help="Images to render (seeds seed..).")

@@ -56,6 +56,7 @@ def edit(
         typer.Option(
             "--set",
             "-s",
+            metavar="COMPONENT=TEXT",
             help="Replace a component: COMPONENT=TEXT (content, setting, composition, medium, "
             "style, lighting, palette, detail, negative); repeatable; empty TEXT clears it.",
         ),
@@ -123,7 +124,8 @@ def vary(
     count: Annotated[int, typer.Option("--count", "-c", help="Variations (seeds).")] = 4,
     seed: Annotated[int | None, typer.Option(help="First seed (default: random).")] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Copy the images into this folder.")
+        Path | None,
+        typer.Option("--out", "-o", metavar="FOLDER", help="Copy the images into this folder."),
     ] = None,
     overwrite: OverwriteOption = False,
     preset: PresetOption = None,
