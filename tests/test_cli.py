@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from html import escape
@@ -232,6 +233,67 @@ def test_generate_writes_pngs(cli, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["seed-0.png", "seed-1.png"]
     assert result.stdout.split() == [str(out / "seed-0.png"), str(out / "seed-1.png")]
     assert (out / "seed-0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_generate_without_out_never_overwrites_and_never_duplicates(cli, tmp_path):
+    first = cli("generate", "a cat", "--preset", "tiny")
+    assert first.exit_code == 0, first.output
+    assert first.stdout.split() == ["seed-0.png"]
+    cat = (tmp_path / "seed-0.png").read_bytes()
+    dog = cli("generate", "a dog", "--count", "2", "--preset", "tiny")
+    assert dog.exit_code == 0, dog.output
+    assert dog.stdout.split() == ["seed-0-2.png", "seed-1.png"]
+    assert (tmp_path / "seed-0.png").read_bytes() == cat  # kept
+    again = cli("generate", "a cat", "--preset", "tiny")
+    assert again.stdout.split() == ["seed-0.png"]  # the same image: the same file
+    assert sorted(p.name for p in tmp_path.glob("seed-*.png")) == [
+        "seed-0-2.png", "seed-0.png", "seed-1.png"
+    ]  # fmt: skip
+
+
+def test_generate_into_a_named_folder_refuses_an_existing_file(cli, tmp_path):
+    assert cli("generate", "a cat", "-o", ".", "--preset", "tiny").exit_code == 0
+    refused = cli("generate", "a dog", "-o", ".", "--preset", "tiny")
+    assert refused.exit_code == 2
+    assert "seed-0.png exists already" in error_lines(refused)[0]
+
+
+def test_the_resume_hint_is_one_line_however_narrow_the_terminal(bare_cli, monkeypatch, tmp_path):
+    from arpo.cli import display
+
+    shown = display.RunProgress.update
+
+    def interrupt_after_start(self, event):
+        shown(self, event)
+        if event.get("event") != "started":
+            raise KeyboardInterrupt  # Ctrl-C in the first iteration
+
+    monkeypatch.setattr(display.RunProgress, "update", interrupt_after_start)
+    result = bare_cli("demo", "--scene", "1", env={"COLUMNS": "30"})
+    assert result.exit_code == 130
+    lines = result.stderr.splitlines()
+    [hint] = [line for line in lines if "--resume" in line]
+    assert re.fullmatch(
+        r"interrupted\. The run is saved; continue it with: arpo invert --resume \S+", hint
+    )
+    run_id = hint.split()[-1]  # and the paths printed at the start are whole lines too
+    assert f"run {run_id} -> {bare_cli.home / 'runs' / run_id}" in lines
+    assert f"reference image: {bare_cli.home / 'runs' / run_id / 'reference.png'}" in lines
+
+
+def test_ctrl_c_is_not_echoed_while_a_live_line_is_drawn():
+    import pty
+    import termios
+
+    from arpo.cli.display import control_echo_off
+
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        assert termios.tcgetattr(follower)[3] & termios.ECHOCTL
+        with control_echo_off(terminal):
+            assert not termios.tcgetattr(follower)[3] & termios.ECHOCTL
+        assert termios.tcgetattr(follower)[3] & termios.ECHOCTL  # restored
+    os.close(leader)
 
 
 def test_generate_bad_size_exits_2(cli, tmp_path):
