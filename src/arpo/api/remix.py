@@ -187,7 +187,9 @@ def vary(
     **render_options: Any,
 ) -> Variations:
     """Render a prompt (or a finished run's best prompt, with the run's models) with ``count``
-    seeds in one batch: seeds ``seed .. seed+count-1`` (a random first seed when None). With
+    seeds in one batch: seeds ``seed .. seed+count-1``. With no ``seed``, a run's variations
+    start from the run's own seed (the first is the run's render), as :func:`edit_prompt`
+    does; a prompt's from a random one. With
     ``out_dir`` the images are copied there as ``seed-N.png`` (never over other files unless
     ``overwrite``)."""
     import random
@@ -198,7 +200,9 @@ def vary(
         raise InvalidOptionError(f"count={count}: render 1 to 64 variations at a time.")
     toolbox = _toolbox_for([source], toolbox)
     origin = _remix_source(source, "original", toolbox, use_llm=False)
-    first = random.SystemRandom().randrange(2**31 - count) if seed is None else seed
+    first = seed if seed is not None else origin.seed
+    if first is None:
+        first = random.SystemRandom().randrange(2**31 - count)
     seeds = [first + k for k in range(count)]
     targets = seed_files(out_dir, seeds) if out_dir is not None else None
     if targets is not None:

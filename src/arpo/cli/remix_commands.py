@@ -122,7 +122,10 @@ def fuse(
 def vary(
     source: Annotated[str, typer.Argument(help="A prompt, or the id of a finished run.")],
     count: Annotated[int, typer.Option("--count", "-c", help="Variations (seeds).")] = 4,
-    seed: Annotated[int | None, typer.Option(help="First seed (default: random).")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="First seed (default: the run's seed for a run id, else random)."),
+    ] = None,
     out_dir: Annotated[
         Path | None,
         typer.Option("--out", "-o", metavar="FOLDER", help="Copy the images into this folder."),
