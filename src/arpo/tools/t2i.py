@@ -81,8 +81,10 @@ class RenderParams:
 class Renderer(Protocol):
     """Any text-to-image backend: one image per (prompt, seed) pair, deterministic.
 
-    A backend may also have ``profile`` (its :class:`~arpo.tools.families.FamilyProfile`) and
-    ``check_params(params)`` (refuse, before any render, what it cannot render)."""
+    A backend may also have ``profile`` (its :class:`~arpo.tools.families.FamilyProfile`),
+    ``check_params(params)`` (refuse, before any render, what it cannot render) and
+    ``reading(prompt)`` (what it takes from a prompt, comparable: equal readings draw alike;
+    remixes use it to say which edits it cannot show)."""
 
     name: str
 
