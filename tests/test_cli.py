@@ -210,6 +210,26 @@ def test_score_prints_one_line_per_prompt_best_first(cli, reference_png):
     assert sorted(line.split(None, 1)[1] for line in lines) == ["a cat", "a red square"]
 
 
+def test_score_warns_of_words_the_demo_clip_cannot_read(bare_cli, reference_png):
+    result = bare_cli(
+        "score", reference_png, "a cat", "a lighthouse", "a red star", "--preset", "demo"
+    )
+    assert result.exit_code == 0, result.output
+    cat, lighthouse = (float(line.split()[0]) for line in result.stdout.splitlines()[1:])
+    assert cat == lighthouse  # "a [UNK]" both: why the warning is needed
+    warnings = error_lines(result)
+    assert len(warnings) == 2 and all(w.startswith("warning: CLIP ") for w in warnings)
+    assert "does not know 'cat' in 'a cat'" in warnings[0] + warnings[1]
+    assert "does not know 'lighthouse' in 'a lighthouse'" in warnings[0] + warnings[1]
+    as_json = json.loads(
+        bare_cli("score", reference_png, "a cat", "a red star", "--preset", "demo", "--json").stdout
+    )
+    assert {item["prompt"]: item["unknown_words"] for item in as_json} == {
+        "a cat": ["cat"],
+        "a red star": [],
+    }
+
+
 def test_score_json(cli, reference_png):
     result = cli("score", reference_png, "a", "b", "--preset", "tiny", "--json")
     assert result.exit_code == 0, result.output

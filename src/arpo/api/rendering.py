@@ -122,6 +122,15 @@ def score(
     return sorted(zip(prompts, scores, strict=True), key=lambda pair: pair[1], reverse=True)
 
 
+def unknown_words(prompts: list[str], *, toolbox: Toolbox | None = None) -> dict[str, list[str]]:
+    """For each prompt with words the scoring CLIP cannot read (its tokenizer maps them to an
+    unknown token, so "a cat" and "a lighthouse" score alike), those words; prompts it reads
+    whole are left out. Always empty for CLIP's byte-level BPE, which reads any text."""
+    toolbox = toolbox or get_toolbox()
+    found = {prompt: toolbox.scorer.unknown_words(prompt) for prompt in prompts}
+    return {prompt: words for prompt, words in found.items() if words}
+
+
 def caption(image: Any, *, toolbox: Toolbox | None = None, use_llm: bool = True) -> str:
     """A starting prompt for ``image`` without running the loop: the vision LLM's caption when
     ``use_llm`` and an LLM is configured, else the local captioner's (ARPO_CAPTION_MODEL)

@@ -80,8 +80,19 @@ def score(
     toolbox = toolbox_for(preset)
     with errors():
         ranked = api.score(image, prompts, toolbox=toolbox)
+        unread = api.unknown_words([p for p, _ in ranked], toolbox=toolbox)
     if as_json:
-        print_json([{"prompt": p, "score": s} for p, s in ranked])
+        print_json(
+            [{"prompt": p, "score": s, "unknown_words": unread.get(p, [])} for p, s in ranked]
+        )
         return
     for prompt, value in ranked:
         say(f"{value:.4f}  {prompt}")
+    for prompt, words in unread.items():
+        err.print(
+            f"[yellow]warning:[/yellow] CLIP {toolbox.scorer.name} does not know "
+            f"{', '.join(repr(w) for w in words)} in {prompt!r}: every word outside its "
+            "vocabulary reads as one unknown token, so the score ignores it",
+            highlight=False,
+            soft_wrap=True,
+        )
