@@ -67,3 +67,19 @@ def test_bad_input_exits_with_one_line(arpo) -> None:
     assert missing.exit_code == 1 and "no run '20990101-000000-abcdef'" in missing.output
     unreadable = arpo("fuse", "missing.png", "other.png")
     assert unreadable.exit_code == 1 and "missing.png" in unreadable.output
+
+
+def test_an_edit_says_where_an_alias_went_and_what_the_renderer_cannot_show(arpo) -> None:
+    edited = arpo("edit", A, "--set", "colour=green", "--set", "style=oil painting", "--json")
+    assert edited.exit_code == 0, edited.output
+    out = json.loads(edited.stdout)
+    assert out["parts"]["palette"] == ["green"] and out["parts"]["style"] == ["oil painting"]
+    assert out["notes"] == [
+        "'colour' went to the palette component (arpo's name for it)",
+        "the renderer cannot show oil painting, green: arpo-demo-renderer-v2 draws the same "
+        "without it",
+    ]
+    shown = arpo("edit", A, "--instruction", "make it watercolor")
+    assert shown.exit_code == 0, shown.output
+    assert "edit: two red stars, on a black background, watercolour" in shown.stdout
+    assert "cannot show" not in shown.stdout  # the demo world draws watercolour

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from arpo import api
@@ -88,11 +89,26 @@ def test_runs_list_show_rm_and_gc(arpo, tmp_path: Path) -> None:
     assert varied.exit_code == 0, varied.output
 
 
+def test_vary_of_a_run_starts_from_the_runs_seed_as_edit_does(arpo) -> None:
+    run_id = demo_run(arpo, 4, "--seed", "41")
+    varied = arpo("vary", run_id, "-c", "2", "--json")
+    assert varied.exit_code == 0, varied.output
+    images = json.loads(varied.stdout)["images"]
+    assert [image["seed"] for image in images] == [41, 42]
+    edited = arpo("edit", run_id, "--set", "style=pixel art", "--json")
+    assert edited.exit_code == 0, edited.output
+    assert json.loads(edited.stdout)["seed"] == 41
+    run_dir = Path(json.loads(arpo("runs", "show", run_id, "--json").stdout)["run_dir"])
+    with Image.open(images[0]["path"]) as first, Image.open(run_dir / "best.png") as best:
+        assert first.tobytes() == best.tobytes()  # the first variation is the run's render
+
+
 def test_a_runs_models_travel_with_it_through_the_cli(arpo) -> None:
     run_id = demo_run(arpo, 3)
     # no --preset: the run's own (demo) models, though the settings name none
     varied = arpo("vary", run_id, "-c", "1", "--seed", "0", "--json")
     assert varied.exit_code == 0, varied.output
+    assert [image["seed"] for image in json.loads(varied.stdout)["images"]] == [0]
     refused = arpo("vary", run_id, "--preset", "tiny")
     assert refused.exit_code == 2
     assert "demo preset" in refused.stderr and "tiny preset" in refused.stderr

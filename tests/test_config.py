@@ -7,10 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from arpo.config import Settings, describe_roots, effective_roots
-from arpo.errors import InvalidOptionError
+from arpo.config import Settings, describe_roots, describe_setting_problems, effective_roots
+from arpo.errors import InvalidOptionError, InvalidSettingError
 
 
 @pytest.fixture(autouse=True)
@@ -102,11 +101,67 @@ def test_env_file_is_read_and_environment_wins(monkeypatch, tmp_path):
         ("ARPO_LLM_IMAGE_MAX_SIDE", "10", "llm_image_max_side"),
     ],
 )
-def test_invalid_values_are_validation_errors(monkeypatch, tmp_path, name, value, field):
+def test_invalid_values_name_the_variable_and_the_value(monkeypatch, tmp_path, name, value, field):
     monkeypatch.setenv(name, value)
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidSettingError) as info:
         Settings(home=tmp_path)
-    assert [error["loc"] for error in info.value.errors()] == [(field,)]
+    assert [problem.name for problem in info.value.problems] == [field]
+    assert str(info.value).startswith(f"{name}={value!r}: ")
+    assert "pydantic" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "choices"),
+    [
+        ("ARPO_PRESET", "bogus", "none, demo, tiny"),
+        ("ARPO_DEVICE", "gpu", "auto, cpu, cuda, mps"),
+        ("ARPO_DTYPE", "int8", "auto, float32, float16, bfloat16"),
+        ("ARPO_OFFLOAD", "all", "none, model, sequential"),
+    ],
+)
+def test_a_bad_choice_lists_the_valid_ones(monkeypatch, tmp_path, name, value, choices):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(InvalidSettingError, match=f"{name}='{value}': .*choose one of {choices}"):
+        Settings(home=tmp_path)
+
+
+def test_a_keyword_is_named_as_given_and_a_face_can_rename_it(tmp_path):
+    with pytest.raises(InvalidSettingError) as info:
+        Settings(home=tmp_path, preset="bogus", device="tpu")
+    assert str(info.value) == (
+        "preset='bogus': not a preset; choose one of none, demo, tiny, tiny-flux, tiny-sd3, "
+        "tiny-sdxl; device='tpu': not a valid device; choose one of auto, cpu, cuda, mps"
+    )
+    assert describe_setting_problems(info.value.problems, {"preset": "--preset"}).startswith(
+        "--preset 'bogus': not a preset"
+    )
+
+
+def test_a_variable_that_is_not_json_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARPO_FAMILY_OVERRIDES", "steps=8")
+    with pytest.raises(
+        InvalidSettingError, match="ARPO_FAMILY_OVERRIDES='steps=8': not valid JSON"
+    ):
+        Settings(home=tmp_path)
+    monkeypatch.delenv("ARPO_FAMILY_OVERRIDES")
+    monkeypatch.setenv("ARPO_ALLOWED_ROOTS", "[/photos")
+    with pytest.raises(InvalidSettingError, match="ARPO_ALLOWED_ROOTS='\\[/photos': not a JSON"):
+        Settings(home=tmp_path)
+
+
+def test_a_secret_value_is_never_echoed(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARPO_AUTH_TOKEN", " \t ")
+    with pytest.raises(InvalidSettingError) as info:
+        Settings(home=tmp_path)
+    assert str(info.value).startswith("ARPO_AUTH_TOKEN: the token is only whitespace")
+    assert "openssl rand" in str(info.value)  # says what to do
+
+
+def test_auth_token_spaces_around_are_dropped_and_empty_is_unset(monkeypatch, tmp_path):
+    monkeypatch.setenv("ARPO_AUTH_TOKEN", "  s3cret\n")
+    assert Settings(home=tmp_path).auth_token.get_secret_value() == "s3cret"
+    monkeypatch.setenv("ARPO_AUTH_TOKEN", "")
+    assert Settings(home=tmp_path).auth_token is None
 
 
 def test_unknown_arpo_variables_are_ignored(monkeypatch, tmp_path):

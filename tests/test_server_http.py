@@ -4,6 +4,7 @@ no non-loopback binding without a token. uvicorn runs in a thread on a free loop
 from __future__ import annotations
 
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -22,9 +23,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 
+import arpo as arpo_package
 from arpo.config import Settings
 from arpo.errors import InvalidOptionError
 from arpo.server import build_server, http_app
+from arpo.server.http import listening_message
 from arpo.tools.toolbox import Toolbox
 
 TOKEN = "s3cret-token"
@@ -122,6 +125,49 @@ def test_other_addresses_need_a_token(tiny_settings: Settings) -> None:
         http_app(server, tiny_settings, host="0.0.0.0")
     with_token = tiny_settings.model_copy(update={"auth_token": SecretStr(TOKEN)})
     assert http_app(server, with_token, host="0.0.0.0") is not None
+
+
+def test_listening_message_says_where_and_how_to_connect() -> None:
+    assert listening_message("127.0.0.1", 8000, token=False) == (
+        "listening on http://127.0.0.1:8000/mcp; no token: only this machine can connect"
+    )
+    assert listening_message("::1", 9, token=True) == (
+        "listening on http://[::1]:9/mcp; clients send 'Authorization: Bearer <ARPO_AUTH_TOKEN>'"
+    )
+    assert "(every address of this machine)" in listening_message("0.0.0.0", 1, token=True)
+
+
+def test_cli_says_where_it_listens_and_the_readme_client_connects(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARPO_")}
+    env.update({"ARPO_HOME": str(tmp_path / "home"), "ARPO_AUTH_TOKEN": f"  {TOKEN}\n"})
+    env["PYTHONPATH"] = str(Path(arpo_package.__file__).parents[1])  # the sources under test
+    arpo = str(Path(sys.executable).with_name("arpo"))
+    command = [arpo, "serve", "--transport", "http", "--port", "0", "--no-warm-up"]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        line = ""
+        while "listening on" not in line:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([server.stderr], [], [], max(left, 0))
+            assert ready and server.poll() is None, "no 'listening on' line within 60 s"
+            line = server.stderr.readline()
+        url = line.split("listening on ")[1].split(";")[0]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/mcp")
+        assert "Authorization: Bearer" in line
+
+        async def readme_client(token: str) -> list[str]:  # the README's example, as written
+            http = httpx2.AsyncClient(
+                headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=300)
+            )
+            async with http, Client(streamable_http_client(url, http_client=http)) as client:
+                return [tool.name for tool in (await client.list_tools()).tools]
+
+        assert "reverse_prompt" in anyio.run(readme_client, TOKEN)  # sent without the spaces
+        assert httpx.post(url, json=INITIALIZE, headers=MCP_HEADERS, timeout=10).status_code == 401
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 def test_cli_refuses_public_bind_without_token(tmp_path: Path) -> None:

@@ -7,14 +7,15 @@ Settings say *where* things are (models, endpoints, the data directory); per-run
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-from arpo.errors import InvalidOptionError
+from arpo.errors import InvalidOptionError, InvalidSettingError, SettingProblem
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
@@ -24,6 +25,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ARPO_", env_file=".env", extra="ignore", validate_default=True
     )
+
+    def __init__(self, **values: Any) -> None:
+        """Read the environment (and ``.env``) with ``values`` on top. A value arpo cannot use
+        raises :class:`~arpo.errors.InvalidSettingError` naming the setting (``ARPO_DEVICE``,
+        or the keyword it was given as), the value and what it may be."""
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            problems = setting_problems(error, given=values)
+            raise InvalidSettingError(describe_setting_problems(problems), problems) from None
+        except SettingsError as error:  # a JSON-valued variable that is not JSON
+            problems = [_unparsed(error)]
+            raise InvalidSettingError(describe_setting_problems(problems), problems) from None
 
     home: Path = Field(
         default_factory=lambda: Path(user_data_dir("arpo", appauthor=False)),
@@ -212,8 +226,23 @@ class Settings(BaseSettings):
         from arpo.tools.presets import PRESETS  # light: no torch, no diffusers
 
         if value != "none" and value not in PRESETS:
-            raise ValueError(f"unknown preset '{value}'; choose one of none, {', '.join(PRESETS)}")
+            raise ValueError(f"not a preset; choose one of none, {', '.join(PRESETS)}")
         return value
+
+    @field_validator("auth_token", mode="after")
+    @classmethod
+    def _usable_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """Empty means unset; a token of spaces could never match (clients' tokens are read
+        stripped), so it is refused; spaces around a token are dropped, as clients' are."""
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if raw and not raw.strip():
+            raise ValueError(
+                "the token is only whitespace, which no client can send; set a real token "
+                "(e.g. ARPO_AUTH_TOKEN=$(openssl rand -hex 32)) or leave it unset"
+            )
+        return SecretStr(raw.strip()) if raw.strip() else None
 
     @field_validator("caption_model", "caption_prompt", mode="after")
     @classmethod
@@ -239,7 +268,13 @@ class Settings(BaseSettings):
         if text.startswith("["):
             import json
 
-            return json.loads(text)
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise ValueError(
+                    'not a JSON list; write ["/a/folder", "/another"], or folders separated '
+                    f"by {os.pathsep!r}"
+                ) from None
         return [part for part in text.split(os.pathsep) if part.strip()]
 
     @field_validator("allowed_roots", mode="after")
@@ -289,6 +324,73 @@ class Settings(BaseSettings):
     @property
     def presets_dir(self) -> Path:
         return self.home / "presets"
+
+
+# --------------------------------------------------------------------------- bad values
+
+_SECRET_FIELDS = frozenset({"llm_api_key", "auth_token"})
+
+
+def setting_problems(error: ValidationError, given: Mapping[str, Any]) -> list[SettingProblem]:
+    """Each failed setting of ``error``: its field, the value as given (None for secrets),
+    why it is refused (with the valid values of a choice), and whether it came from
+    ``given`` (keywords, options) rather than the environment."""
+    problems: list[SettingProblem] = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item.get("loc") else "setting"
+        if any(problem.name == name for problem in problems):
+            continue
+        value = None if name in _SECRET_FIELDS else item.get("input")
+        problems.append(SettingProblem(name, value, _reason(name, item), name in given))
+    return problems
+
+
+def _unparsed(error: SettingsError) -> SettingProblem:
+    """pydantic-settings says only 'error parsing value for field "x" from source "..."'."""
+    import re
+
+    found = re.search(r'field "(\w+)"', str(error))
+    name = found.group(1) if found else "setting"
+    value = None if name in _SECRET_FIELDS else os.environ.get(f"ARPO_{name.upper()}")
+    return SettingProblem(name, value, "not valid JSON; this setting takes a JSON value", False)
+
+
+def describe_setting_problems(
+    problems: list[SettingProblem], labels: Mapping[str, str] | None = None
+) -> str:
+    """One line: ``ARPO_DEVICE='gpu': choose one of auto, cpu, cuda, mps``; a setting given
+    as a keyword is named by ``labels`` (a CLI option: ``--preset 'bogus': ...``), else by
+    its keyword."""
+    return "; ".join(_describe(problem, labels or {}) for problem in problems)
+
+
+def _describe(problem: SettingProblem, labels: Mapping[str, str]) -> str:
+    if problem.given:
+        label = labels.get(problem.name, problem.name)
+    else:
+        label = f"ARPO_{problem.name.upper()}"
+    joiner = " " if label.startswith("-") else "="
+    value = problem.value
+    shown = "" if value is None else joiner + repr(str(value) if isinstance(value, Path) else value)
+    return f"{label}{shown}: {problem.reason}"
+
+
+def _reason(name: str, item: Mapping[str, Any]) -> str:
+    choices = _choices(name)
+    if item.get("type") == "literal_error" and choices:
+        return f"not a valid {name.replace('_', ' ')}; choose one of {', '.join(choices)}"
+    message = str(item.get("msg", "invalid value")).removeprefix("Value error, ")
+    return message[:1].lower() + message[1:]
+
+
+def _choices(name: str) -> tuple[str, ...]:
+    """The values a Literal-typed setting accepts (empty for other types)."""
+    field = Settings.model_fields.get(name)
+    annotation = field.annotation if field else None
+    for candidate in (annotation, *get_args(annotation)):
+        if get_origin(candidate) is Literal:
+            return tuple(str(choice) for choice in get_args(candidate))
+    return ()
 
 
 # --------------------------------------------------------------------------- image roots

@@ -7,6 +7,8 @@ server turns it into a tool error. Anything else escaping is a bug.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 
 class ArpoError(Exception):
     """Base class: an error whose message is meant for the user."""
@@ -22,6 +24,25 @@ class InvalidOptionError(ArpoError, ValueError):
     """A run option or setting has a value arpo cannot use."""
 
     exit_code = 2
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    """One refused setting: the field, the value as given (None when secret), why."""
+
+    name: str
+    value: object
+    reason: str
+    given: bool  # passed as a keyword (a CLI option), not read from ARPO_* or .env
+
+
+class InvalidSettingError(InvalidOptionError):
+    """Settings (``ARPO_*``, ``.env`` or options) hold values arpo cannot use; ``problems``
+    says which, so a face can name them as its user wrote them (a CLI option, a variable)."""
+
+    def __init__(self, message: str, problems: list[SettingProblem]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class ModelNotAvailableError(ArpoError):

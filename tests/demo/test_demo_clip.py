@@ -82,3 +82,10 @@ def test_unknown_words_do_not_break_the_tokenizer(model: tuple[str, ClipScorer])
     image = scorer.encode_images([render_scene(heldout_scene(1, 1), 1)])[0]
     scores = scorer.text_similarity(["a zebra riding a bicycle, oil painting", ""], image)
     assert len(scores) == 2
+
+
+def test_it_says_which_words_it_cannot_read(model: tuple[str, ClipScorer]) -> None:
+    _, scorer = model
+    assert scorer.unknown_words("a cat") == ["cat"]
+    assert scorer.unknown_words("A lighthouse at dusk, red") == ["lighthouse", "dusk"]
+    assert scorer.unknown_words("two red stars, on a black background, watercolor") == []

@@ -136,3 +136,12 @@ def test_empty_inputs_are_clear_errors() -> None:
     with pytest.raises(InvalidOptionError, match="every prompt component is empty"):
         compose(PromptParts())
     assert set(PromptParts.model_fields) == {*COMPONENTS, "negative"}
+
+
+def test_a_components_other_name_is_noted_with_where_it_went() -> None:
+    from arpo.remix.parts import alias_notes
+
+    assert alias_notes(["colour", "style", "Subject", "palette"]) == [
+        "'colour' went to the palette component (arpo's name for it)",
+        "'Subject' went to the content component (arpo's name for it)",
+    ]

@@ -6,11 +6,18 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from arpo import api
 from arpo.config import Settings
-from arpo.demo import canonical_prompt, parse_prompt, render_prompt, sample_scene
+from arpo.demo import (
+    canonical_prompt,
+    demo_vocabulary_dir,
+    parse_prompt,
+    render_prompt,
+    sample_scene,
+)
 from arpo.remix import apply_instruction_offline, decompose_offline, fuse_parts
 from arpo.tools.vocabulary import load_vocabulary
 
@@ -22,6 +29,39 @@ def test_instruction_offline_replaces_the_component_it_names() -> None:
     assert edited.medium == ["watercolor painting"]
     assert edited.content == ["a red fox"] and edited.lighting == ["golden hour"]
     assert notes == ["medium replaced by: watercolor painting"]
+
+
+@pytest.mark.parametrize(
+    ("instruction", "component", "spelled"),
+    [
+        ("make it a watercolour painting", "medium", "watercolor painting"),  # packaged: US
+        ("in pastel colours", "palette", "pastel colors"),
+        ("make it greyscale", "palette", None),
+    ],
+)
+def test_instruction_offline_finds_a_phrase_under_another_spelling(
+    instruction, component, spelled
+) -> None:
+    vocabulary = load_vocabulary()
+    spelled = spelled or vocabulary.spelled(instruction.split()[-1])
+    assert spelled is not None
+    parts = decompose_offline("a red fox, oil painting, golden hour", vocabulary)
+    edited, notes = apply_instruction_offline(parts, instruction, vocabulary)
+    assert getattr(edited, component) == [spelled]
+    assert edited.content == ["a red fox"]  # replaced, not appended to the content
+    assert not any("added to content" in note for note in notes)
+
+
+def test_demo_instruction_in_american_spelling_replaces_the_demo_style() -> None:
+    vocabulary = load_vocabulary(demo_vocabulary_dir())
+    parts = decompose_offline("two red stars, on a black background, pencil sketch", vocabulary)
+    edited, notes = apply_instruction_offline(parts, "make it watercolor", vocabulary)
+    assert edited.style == ["watercolour"]  # the demo vocabulary's spelling
+    assert "pencil sketch" not in edited.phrases() and "watercolor" not in edited.content
+    assert notes == [
+        "style replaced by: watercolour",
+        "written as the vocabulary spells it: 'watercolor' as 'watercolour'",
+    ]
 
 
 def test_instruction_offline_adds_what_it_cannot_place_to_the_content() -> None:

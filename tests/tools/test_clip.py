@@ -354,3 +354,7 @@ def test_clip_in_half_precision_scores_in_float32(tiny_models):
     theirs = full.text_similarity(texts, full.encode_images([image])[0])
     assert all(isinstance(score, float) for score in ours)
     assert np.allclose(ours, theirs, atol=0.05)
+
+
+def test_a_byte_level_bpe_reads_every_word(tiny_models):
+    assert tiny_models.scorer.unknown_words("a zyxqv lighthouse, 灯台") == []

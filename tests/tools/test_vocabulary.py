@@ -10,6 +10,7 @@ from arpo.tools.vocabulary import (
     Vocabulary,
     join_phrases,
     load_vocabulary,
+    spelling_key,
     split_phrases,
 )
 
@@ -165,3 +166,32 @@ def test_one_per_prompt_categories_come_from_a_file_marker(tmp_path: Path) -> No
     assert vocab.one_per_prompt == frozenset({"background"})
     assert vocab.categories["background"] == ("on a red background",)
     assert load_vocabulary().one_per_prompt == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("british", "american"),
+    [
+        ("watercolour painting", "watercolor painting"),
+        ("Colourful", "colorful"),
+        ("pastel colours", "pastel colors"),
+        ("grey", "gray"),
+        ("centred  composition", "centered composition"),
+        ("stylised", "stylized"),
+        ("harbour at night", "harbor at night"),
+    ],
+)
+def test_two_spellings_of_a_phrase_have_one_key(british: str, american: str) -> None:
+    assert spelling_key(british) == spelling_key(american)
+
+
+@pytest.mark.parametrize("word", ["hour", "four", "your", "tour", "contour", "red"])
+def test_words_that_only_look_british_keep_their_key(word: str) -> None:
+    assert spelling_key(word) == word
+
+
+def test_a_phrase_is_found_under_either_spelling_and_given_back_in_the_vocabularys() -> None:
+    vocab = Vocabulary.from_mapping({"style": ["watercolour"], "colour": ["grey tones"]})
+    assert vocab.category_of("Watercolor") == "style"
+    assert vocab.spelled("watercolor") == "watercolour"
+    assert vocab.category_of("gray tones") == "colour"
+    assert vocab.spelled("an oil painting") is None

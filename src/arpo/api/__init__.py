@@ -20,7 +20,7 @@ from __future__ import annotations
 from arpo.api.doctor import doctor
 from arpo.api.history import collect_garbage, delete_run, list_runs, run_details
 from arpo.api.remix import compose, decompose, edit_prompt, fuse, vary
-from arpo.api.rendering import caption, generate, score
+from arpo.api.rendering import caption, generate, score, unknown_words
 from arpo.api.results import (
     Check,
     Collected,
@@ -68,5 +68,6 @@ __all__ = [
     "run_details",
     "score",
     "toolbox_for_run",
+    "unknown_words",
     "vary",
 ]

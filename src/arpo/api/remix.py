@@ -117,6 +117,7 @@ def edit_prompt(
     """
     from arpo.remix.edit import apply_instruction_offline
     from arpo.remix.llm import edit_with_llm
+    from arpo.remix.parts import alias_notes
 
     changes = dict(changes or {})
     instruction = (instruction or "").strip()
@@ -127,16 +128,17 @@ def edit_prompt(
         )
     toolbox = _toolbox_for([source], toolbox)
     original = _remix_source(source, "original", toolbox, use_llm=use_llm)
-    parts, notes = original.parts.with_changes(changes), []
+    parts, notes = original.parts.with_changes(changes), alias_notes(changes)
     if instruction:
         chat = toolbox.chat if use_llm else None
         if chat is not None:
             parts = edit_with_llm(parts, instruction, chat)
             notes.append(f"instruction applied by the LLM: {instruction}")
         else:
-            parts, notes = apply_instruction_offline(
+            parts, applied = apply_instruction_offline(
                 parts, instruction, toolbox.vocabulary, component_overrides(toolbox)
             )
+            notes += applied
     return _finish_remix(
         "edit", [original], parts, notes, seed, toolbox, render_options, use_llm=use_llm
     )
@@ -196,7 +198,9 @@ def vary(
     **render_options: Any,
 ) -> Variations:
     """Render a prompt (or a finished run's best prompt, with the run's models) with ``count``
-    seeds in one batch: seeds ``seed .. seed+count-1`` (a random first seed when None). With
+    seeds in one batch: seeds ``seed .. seed+count-1``. With no ``seed``, a run's variations
+    start from the run's own seed (the first is the run's render), as :func:`edit_prompt`
+    does; a prompt's from a random one. With
     ``out_dir`` the images are copied there as ``seed-N.png`` (never over other files unless
     ``overwrite``)."""
     import random
@@ -207,7 +211,9 @@ def vary(
         raise InvalidOptionError(f"count={count}: render 1 to 64 variations at a time.")
     toolbox = _toolbox_for([source], toolbox)
     origin = _remix_source(source, "original", toolbox, use_llm=False)
-    first = random.SystemRandom().randrange(2**31 - count) if seed is None else seed
+    first = seed if seed is not None else origin.seed
+    if first is None:
+        first = random.SystemRandom().randrange(2**31 - count)
     seeds = [first + k for k in range(count)]
     targets = seed_files(out_dir, seeds) if out_dir is not None else None
     if targets is not None:
@@ -220,6 +226,27 @@ def vary(
         renders=copy_out(stored, targets, overwrite) if targets is not None else stored,
         render_ids=[path.stem for path in stored],
     )
+
+
+def not_drawn(parts: PromptParts, phrases: list[str], toolbox: Toolbox) -> list[str]:
+    """Those of ``phrases`` (phrases of ``parts``) the renderer draws nothing for: the prompt
+    reads the same to it without them. Only a renderer that can say what it reads from a
+    prompt (a ``reading(prompt)`` method, as the demo world's has) tells; for others
+    (diffusion models) nothing is claimed and this is empty."""
+    from arpo.remix.parts import COMPONENTS
+
+    reading = getattr(toolbox.backend, "reading", None)
+    if reading is None or not phrases:
+        return []
+    whole = reading(compose(parts, toolbox=toolbox).prompt)
+    unseen = []
+    for phrase in phrases:
+        rest = parts.model_copy(
+            update={c: [p for p in getattr(parts, c) if p != phrase] for c in COMPONENTS}
+        )
+        if not rest.is_empty() and reading(compose(rest, toolbox=toolbox).prompt) == whole:
+            unseen.append(phrase)
+    return unseen
 
 
 def component_overrides(toolbox: Toolbox) -> dict[str, str]:
@@ -379,6 +406,15 @@ def _finish_remix(
     if composed.cut:
         notes = [*notes, f"cut to fit {composed.max_tokens} tokens: {', '.join(composed.cut)}"]
     first = sources[0]
+    unseen = not_drawn(
+        parts, [p for p in parts.phrases() if p not in first.parts.phrases()], toolbox
+    )
+    if unseen:
+        notes = [
+            *notes,
+            f"the renderer cannot show {', '.join(unseen)}: {toolbox.backend.name} draws the "
+            "same without it",
+        ]
     seed = seed if seed is not None else (first.seed if first.seed is not None else 0)
     options = {**(first.render_options or {}), **_given(render_options)}
     run_options = RunOptions.build(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from collections.abc import Sequence
@@ -23,12 +24,14 @@ def generate(
     count: int = 1,
     out_dir: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    keep_existing: bool = False,
     toolbox: Toolbox | None = None,
     **render_options: Any,
 ) -> list[Path]:
     """Render ``prompt`` with seeds ``seed .. seed+count-1``; returns the image files (in the
     artifact store, or copies ``out_dir/seed-N.png``; an existing different file there is
-    refused unless ``overwrite``).
+    refused unless ``overwrite``, or, with ``keep_existing``, kept: the new image takes the
+    next free name, ``seed-N-2.png``, ``seed-N-3.png``...).
 
     ``render_options``: negative_prompt, steps, guidance, width, height; unset, the model
     family's (its native square, steps and guidance).
@@ -39,7 +42,7 @@ def generate(
         raise InvalidOptionError("the prompt is empty; give the text to render.")
     toolbox = toolbox or get_toolbox()
     RunOptions.build(toolbox.option_defaults, seed=seed, images_per_prompt=count, **render_options)
-    if out_dir is not None:
+    if out_dir is not None and not keep_existing:
         check_targets(seed_files(out_dir, [seed + i for i in range(count)]), overwrite)
     toolbox.backend  # noqa: B018 - load the model: its family decides the defaults
     defaults = toolbox.option_defaults_for(
@@ -52,6 +55,8 @@ def generate(
     paths = [toolbox.store.path(digest) for digest in hashes]
     if out_dir is None:
         return paths
+    if keep_existing and not overwrite:
+        return [copy_beside(path, target) for path, target in zip(paths, targets, strict=True)]
     return copy_out(paths, targets, overwrite)
 
 
@@ -70,6 +75,23 @@ def check_targets(targets: Sequence[Path], overwrite: bool) -> None:
         raise InvalidOptionError(
             f"{names} exists already; choose another --out folder or seed, or pass --overwrite."
         )
+
+
+def copy_beside(source: Path, target: Path) -> Path:
+    """Copy ``source`` to ``target``, or, where another file holds that name, to the first free
+    ``<stem>-2<suffix>``, ``-3``...; a file with the same bytes is reused, none is replaced."""
+    data = source.read_bytes()
+    for number in itertools.count(1):
+        path = target if number == 1 else target.with_name(f"{target.stem}-{number}{target.suffix}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("xb") as file:  # exclusive: never over a file made meanwhile
+                file.write(data)
+            return path
+        except FileExistsError:
+            if path.read_bytes() == data:
+                return path
+    raise AssertionError("unreachable")
 
 
 def copy_out(paths: Sequence[Path], targets: Sequence[Path], overwrite: bool) -> list[Path]:
@@ -98,6 +120,15 @@ def score(
     reference = toolbox.scorer.encode_images([picture], keys=[digest])[0]
     scores = toolbox.scorer.text_similarity(prompts, reference)
     return sorted(zip(prompts, scores, strict=True), key=lambda pair: pair[1], reverse=True)
+
+
+def unknown_words(prompts: list[str], *, toolbox: Toolbox | None = None) -> dict[str, list[str]]:
+    """For each prompt with words the scoring CLIP cannot read (its tokenizer maps them to an
+    unknown token, so "a cat" and "a lighthouse" score alike), those words; prompts it reads
+    whole are left out. Always empty for CLIP's byte-level BPE, which reads any text."""
+    toolbox = toolbox or get_toolbox()
+    found = {prompt: toolbox.scorer.unknown_words(prompt) for prompt in prompts}
+    return {prompt: words for prompt, words in found.items() if words}
 
 
 def caption(image: Any, *, toolbox: Toolbox | None = None, use_llm: bool = True) -> str:

@@ -12,10 +12,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from arpo.config import Settings
-from arpo.errors import ArpoError
+from arpo.cli.readable import ReadableTyper
+from arpo.config import Settings, describe_setting_problems
+from arpo.errors import ArpoError, InvalidSettingError
 
-app = typer.Typer(
+app = ReadableTyper(
     name="arpo",
     help="Find the prompt inside an image: Automatic Reverse Prompt Optimization.",
     no_args_is_help=True,
@@ -29,6 +30,7 @@ PresetOption = Annotated[
     str | None,
     typer.Option(
         "--preset",
+        metavar="NAME",
         help="'demo': the offline demo world (procedural renderer, small trained CLIP); "
         "'tiny' (SD 1.5), 'tiny-sdxl', 'tiny-sd3', 'tiny-flux': tiny random-weight models, "
         "smoke tests whose images are noise "
@@ -40,11 +42,38 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 _state: dict[str, bool] = {"verbose": False}
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        out.print(f"arpo {installed_version()}", highlight=False)
+        raise typer.Exit()
+
+
+def installed_version() -> str:
+    """arpo's version as installed (package metadata), else the source's ``__version__``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("arpo")
+    except PackageNotFoundError:
+        from arpo import __version__
+
+        return __version__
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
+    ] = False,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print arpo's version and exit.",
+            is_eager=True,
+            callback=_print_version,
+        ),
     ] = False,
 ) -> None:
     _state["verbose"] = verbose
@@ -60,26 +89,22 @@ def _root(
         ctx.with_resource(listen_to_every_toolbox(LoadLines(verbose)))
 
 
+# the options that set a Settings field, to name them as the user typed them
+SETTING_OPTIONS = {"preset": "--preset", "allowed_roots": "--root"}
+
+
 def settings_for(preset: str | None = None, **overrides: Any) -> Settings:
     """Settings from the environment, with ``--preset`` and other options on top; a bad value
-    is a usage error (exit 2) that says which setting and why."""
+    is one line on stderr and exit 2, naming the option or variable, the value and the valid
+    ones."""
     if preset:
         overrides["preset"] = preset
     try:
         return Settings(**overrides)
-    except ValueError as error:  # pydantic ValidationError
-        raise typer.BadParameter(_validation_message(error)) from None
-
-
-def _validation_message(error: ValueError) -> str:
-    details = getattr(error, "errors", None)
-    if not callable(details):
-        return str(error)
-    return "; ".join(
-        f"{'.'.join(str(part) for part in item.get('loc', ())) or 'setting'}: "
-        f"{str(item.get('msg', '')).removeprefix('Value error, ')}"
-        for item in details()
-    )
+    except InvalidSettingError as error:
+        message = describe_setting_problems(error.problems, SETTING_OPTIONS)
+        err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
 
 
 def toolbox_for(preset: str | None) -> Any:
@@ -106,6 +131,8 @@ def errors(resume_hint: Callable[[], str | None] = lambda: None) -> Iterator[Non
         if hint:
             err.print(hint, highlight=False, soft_wrap=True)
         raise typer.Exit(error.exit_code) from None
+    except (typer.Exit, typer.BadParameter):
+        raise  # typer prints these (a usage error names its option)
     except KeyboardInterrupt:
         hint = resume_hint()
         err.print("interrupted." + (f" {hint}" if hint else ""), highlight=False, soft_wrap=True)

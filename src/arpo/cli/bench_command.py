@@ -21,13 +21,17 @@ def bench(
         ),
     ],
     out_dir: Annotated[
-        Path, typer.Option("--out", "-o", help="Bench folder; rerun with it to resume.")
+        Path,
+        typer.Option(
+            "--out", "-o", metavar="FOLDER", help="Bench folder; rerun with it to resume."
+        ),
     ],
     methods: Annotated[
         list[str] | None,
         typer.Option(
             "--methods",
             "-m",
+            metavar="METHODS",
             help="Comma-separated or repeated: caption, interrogate-fast, interrogate-best, "
             "pez, random-search, arpo-offline, arpo-vanilla, arpo-enhanced; groups: "
             "interrogate, offline (default), all.",
@@ -41,12 +45,16 @@ def bench(
         ),
     ] = None,
     seeds: Annotated[
-        int, typer.Option(help="Replay seeds: each final prompt is rendered with K new seeds.")
+        int,
+        typer.Option(
+            metavar="K", help="Replay seeds: each final prompt is rendered with K new seeds."
+        ),
     ] = 3,
     seed: Annotated[int, typer.Option(help="Search seed (renders, random choices).")] = 0,
     judge: Annotated[
         str | None,
         typer.Option(
+            metavar="CLIP",
             help="The CLIP that scores every similarity column: an open_clip model the search "
             "does not use (ViT-B-32/laion2b_s34b_b79k, local-dir:/path, hf-hub:org/repo), or "
             "'same' for the search's own CLIP (not held out). Default: the preset's held-out "
@@ -56,8 +64,9 @@ def bench(
     against: Annotated[
         str | None,
         typer.Option(
+            metavar="METHOD",
             help="The method the others are paired against (default: arpo-offline, else the "
-            "first ARPO method benched)."
+            "first ARPO method benched).",
         ),
     ] = None,
     preset: PresetOption = None,

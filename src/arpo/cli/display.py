@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Self
+from typing import IO, Any, Self
 
 from arpo.cli.app import err
 
@@ -28,17 +30,48 @@ class LoadLines:
         err.print(f"[dim]{message}[/dim]", highlight=False, soft_wrap=True)
 
 
+@contextmanager
+def control_echo_off(stream: IO[str]) -> Iterator[None]:
+    """While a live display redraws its line, the terminal must not echo Ctrl-C as "^C": at
+    the end of a full-width line the echo wraps, and the wrapped copy of the line stays on
+    screen above the redrawn one (the last progress line printed twice). Clears ECHOCTL on
+    ``stream``'s terminal, and restores it; does nothing where ``stream`` is no terminal."""
+    try:
+        import termios
+    except ImportError:  # Windows
+        yield
+        return
+    try:
+        fd = stream.fileno()
+        saved = termios.tcgetattr(fd)
+    except (OSError, ValueError, AttributeError, termios.error):
+        yield  # no terminal: a pipe, a file, a test's buffer
+        return
+    quiet = list(saved)
+    quiet[3] &= ~termios.ECHOCTL
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
 class LiveDisplay:
     """A rich ``Progress`` display, used as a context manager."""
 
     progress: Any
+    _quiet_echo: AbstractContextManager[None] | None = None
 
     def __enter__(self) -> Self:
+        self._quiet_echo = control_echo_off(self.progress.console.file)
+        self._quiet_echo.__enter__()
         self.progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
+        if self._quiet_echo is not None:
+            self._quiet_echo.__exit__(None, None, None)
 
 
 class BenchProgress(LiveDisplay):
@@ -113,9 +146,10 @@ class RunProgress(LiveDisplay):
                 "run", total=event["iterations"], best="-", prompt="captioning..."
             )
             run_dir = Path(event["run_dir"])
-            self.progress.console.print(f"run {self.run_id} -> {run_dir}", highlight=False)
-            self.progress.console.print(
-                f"reference image: {run_dir / 'reference.png'}", highlight=False
+            console = self.progress.console  # paths on one line, to copy whole
+            console.print(f"run {self.run_id} -> {run_dir}", highlight=False, soft_wrap=True)
+            console.print(
+                f"reference image: {run_dir / 'reference.png'}", highlight=False, soft_wrap=True
             )
             return
         if self.task is None:

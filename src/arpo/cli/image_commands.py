@@ -20,9 +20,16 @@ HEIGHT_HELP = "Height (a multiple of the model family's; default: its native squ
 @app.command()
 def generate(
     prompt: Annotated[str, typer.Argument(help="The prompt to render.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the images.")] = Path(
-        "."
-    ),
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="FOLDER",
+            help="Folder for the images (default: the working directory, where an existing "
+            "seed-N.png is kept and the new image is written as seed-N-2.png, -3...).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="First seed.")] = 0,
     count: Annotated[
         int, typer.Option("--count", "-c", help="Images to render (seeds seed..).")
@@ -35,8 +42,9 @@ def generate(
     overwrite: OverwriteOption = False,
     preset: PresetOption = None,
 ) -> None:
-    """Render PROMPT with the configured text-to-image model into OUT/seed-N.png (an existing
-    file is never replaced without --overwrite)."""
+    """Render PROMPT with the configured text-to-image model into FOLDER/seed-N.png. An
+    existing file is never replaced without --overwrite: with --out it is refused, without it
+    the new image takes the next free name."""
     from arpo import api
 
     toolbox = toolbox_for(preset)
@@ -45,8 +53,9 @@ def generate(
             prompt,
             seed=seed,
             count=count,
-            out_dir=out_dir,
+            out_dir=Path(".") if out_dir is None else out_dir,
             overwrite=overwrite,
+            keep_existing=out_dir is None,
             toolbox=toolbox,
             steps=steps,
             guidance=guidance,
@@ -71,8 +80,19 @@ def score(
     toolbox = toolbox_for(preset)
     with errors():
         ranked = api.score(image, prompts, toolbox=toolbox)
+        unread = api.unknown_words([p for p, _ in ranked], toolbox=toolbox)
     if as_json:
-        print_json([{"prompt": p, "score": s} for p, s in ranked])
+        print_json(
+            [{"prompt": p, "score": s, "unknown_words": unread.get(p, [])} for p, s in ranked]
+        )
         return
     for prompt, value in ranked:
         say(f"{value:.4f}  {prompt}")
+    for prompt, words in unread.items():
+        err.print(
+            f"[yellow]warning:[/yellow] CLIP {toolbox.scorer.name} does not know "
+            f"{', '.join(repr(w) for w in words)} in {prompt!r}: every word outside its "
+            "vocabulary reads as one unknown token, so the score ignores it",
+            highlight=False,
+            soft_wrap=True,
+        )

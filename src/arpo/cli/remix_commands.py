@@ -59,6 +59,7 @@ def edit(
         typer.Option(
             "--set",
             "-s",
+            metavar="COMPONENT=TEXT",
             help="Replace a component: COMPONENT=TEXT (content, setting, composition, medium, "
             "style, lighting, palette, detail, negative); repeatable; empty TEXT clears it.",
         ),
@@ -151,9 +152,13 @@ class _InversionProgress:
 def vary(
     source: Annotated[str, typer.Argument(help="A prompt, or the id of a finished run.")],
     count: Annotated[int, typer.Option("--count", "-c", help="Variations (seeds).")] = 4,
-    seed: Annotated[int | None, typer.Option(help="First seed (default: random).")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="First seed (default: the run's seed for a run id, else random)."),
+    ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Copy the images into this folder.")
+        Path | None,
+        typer.Option("--out", "-o", metavar="FOLDER", help="Copy the images into this folder."),
     ] = None,
     overwrite: OverwriteOption = False,
     preset: PresetOption = None,

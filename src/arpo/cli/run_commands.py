@@ -21,6 +21,7 @@ from arpo.cli.app import (
     toolbox_for,
 )
 from arpo.cli.display import RunProgress
+from arpo.cli.readable import ReadableTyper
 
 WIDTH_HELP = (
     "Render width (a multiple of the model family's; default: the family's native area at "
@@ -37,19 +38,28 @@ def invert(
     out_dir: Annotated[
         Path | None,
         typer.Option(
-            "--out", "-o", help="Run folder, new or empty (default: a new one in ARPO_HOME/runs)."
+            "--out",
+            "-o",
+            metavar="FOLDER",
+            help="Run folder, new or empty (default: a new one in ARPO_HOME/runs).",
         ),
     ] = None,
     resume_id: Annotated[
         str | None,
-        typer.Option("--resume", help="Continue an interrupted run by its id (its own models)."),
+        typer.Option(
+            "--resume",
+            metavar="RUN_ID",
+            help="Continue an interrupted run by its id (its own models).",
+        ),
     ] = None,
     prompt: Annotated[
         str | None, typer.Option("--prompt", "-p", help="Starting prompt (default: a caption).")
     ] = None,
     strategy: Annotated[
         str | None,
-        typer.Option(help="auto, vanilla, enhanced or offline (auto: enhanced with an LLM)."),
+        typer.Option(
+            metavar="NAME", help="auto, vanilla, enhanced or offline (auto: enhanced with an LLM)."
+        ),
     ] = None,
     iterations: Annotated[
         int | None, typer.Option("--iterations", "-n", help="Maximum iterations.")
@@ -76,8 +86,9 @@ def invert(
     budget: Annotated[
         int | None,
         typer.Option(
+            metavar="R",
             help="Render budget: stop before an iteration whose renders could exceed R renders "
-            "(cache hits are free). Default: 32, for every model; 0: no budget."
+            "(cache hits are free). Default: 32, for every model; 0: no budget.",
         ),
     ] = None,
     rerank_top_k: Annotated[
@@ -186,7 +197,9 @@ def demo(
     budget: Annotated[
         int | None, typer.Option(help="Render budget (cache hits free; see arpo invert).")
     ] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory.")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", metavar="FOLDER", help="Run directory.")
+    ] = None,
 ) -> None:
     """Watch arpo recover a prompt it cannot know: the demo world (offline, no GPU, no key)
     draws a scene, and the loop reverse-prompts it from the image alone."""
@@ -237,7 +250,7 @@ def demo(
     say(f"report: {result.report}")
 
 
-runs_app = typer.Typer(
+runs_app = ReadableTyper(
     help="Earlier runs: list them (the default), show one, delete some.",
     invoke_without_command=True,
     no_args_is_help=False,

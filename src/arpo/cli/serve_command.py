@@ -13,20 +13,31 @@ from arpo.cli.app import PresetOption, app, errors, settings_for
 @app.command()
 def serve(
     transport: Annotated[
-        str, typer.Option(help="stdio (for desktop assistants) or http (streamable HTTP, /mcp).")
+        str,
+        typer.Option(
+            metavar="stdio|http",
+            help="stdio (for desktop assistants) or http (streamable HTTP, /mcp).",
+        ),
     ] = "stdio",
     host: Annotated[
-        str, typer.Option(help="HTTP bind address; other than 127.0.0.1 needs ARPO_AUTH_TOKEN.")
+        str,
+        typer.Option(
+            metavar="HOST", help="HTTP bind address; other than 127.0.0.1 needs ARPO_AUTH_TOKEN."
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
     allowed_host: Annotated[
         list[str] | None,
-        typer.Option(help="Extra Host header value the HTTP server answers to (repeatable)."),
+        typer.Option(
+            metavar="HOST",
+            help="Extra Host header value the HTTP server answers to (repeatable).",
+        ),
     ] = None,
     root: Annotated[
         list[Path] | None,
         typer.Option(
             "--root",
+            metavar="FOLDER",
             help="A folder whose images the server may read (repeatable; replaces "
             "ARPO_ALLOWED_ROOTS; default: ARPO_HOME/inbox).",
         ),

@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from arpo.demo.parse import parse_prompt
+from arpo.demo.parse import PartialScene, parse_prompt
 from arpo.demo.scenes import Scene, SceneObject, complete_scene
 from arpo.demo.world import COLOURS, POSITION_ANCHORS, SIZE_FRACTIONS
 from arpo.tools.families import FamilyProfile, TextEncoder
@@ -67,6 +67,11 @@ class DemoRenderer:
 
     name = f"arpo-demo-renderer-v{RENDERER_VERSION}"
     profile = DEMO_PROFILE
+
+    def reading(self, prompt: str) -> PartialScene:
+        """What this renderer takes from ``prompt``: the scene it states (words outside the
+        world are ignored). Two prompts with one reading draw the same scene."""
+        return parse_prompt(prompt)
 
     def render(
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams

@@ -29,11 +29,13 @@ def apply_instruction_offline(
 ) -> tuple[PromptParts, list[str]]:
     """Apply a free-text instruction by replacement: each phrase of the instruction that the
     vocabulary files under a component (e.g. "watercolor painting" -> medium) replaces that
-    component; other phrases are added to the content. Returns the parts and notes saying
-    what was done."""
+    component, written as the vocabulary writes it (another spelling, "watercolor" for its
+    "watercolour", still finds it); other phrases are added to the content. Returns the parts
+    and notes saying what was done."""
     text = _LEAD.sub("", instruction.strip(), count=1) or instruction.strip()
     replaced: dict[str, list[str]] = {}
     added: list[str] = []
+    respelled: list[str] = []
     notes = []
     for phrase in (p.strip() for chunk in split_phrases(text) for p in _AND.split(chunk)):
         if not phrase:
@@ -45,10 +47,15 @@ def apply_instruction_offline(
             phrase = bare if component != "content" else phrase
         if component == "content":
             added.append(phrase)
-        else:
-            replaced.setdefault(component, []).append(phrase)
+            continue
+        spelled = vocabulary.spelled(phrase) or phrase
+        if spelled.casefold() != phrase.casefold():
+            respelled.append(f"'{phrase}' as '{spelled}'")
+        replaced.setdefault(component, []).append(spelled)
     for component, phrases in replaced.items():
         notes.append(f"{component} replaced by: {', '.join(phrases)}")
+    if respelled:
+        notes.append(f"written as the vocabulary spells it: {', '.join(respelled)}")
     if added:
         notes.append(f"added to content (the vocabulary does not place it): {', '.join(added)}")
     changed = parts.with_changes({c: list(p) for c, p in replaced.items()})

@@ -6,7 +6,7 @@ descriptions are written for the model as much as for people.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from pydantic import BaseModel, Field
 
@@ -15,9 +15,11 @@ from arpo.tools.vocabulary import split_phrases
 
 __all__ = [
     "COMPONENTS",
+    "COMPONENT_ALIASES",
     "CONTENT_COMPONENTS",
     "STYLE_COMPONENTS",
     "PromptParts",
+    "alias_notes",
     "check_component",
 ]
 
@@ -108,10 +110,32 @@ class PromptParts(BaseModel):
         return self.model_dump()
 
 
+#: Other names people give components: ``--set colour=...`` sets the palette.
+COMPONENT_ALIASES: Mapping[str, str] = {
+    "colour": "palette",
+    "color": "palette",
+    "colours": "palette",
+    "colors": "palette",
+    "subject": "content",
+}
+
+
+def alias_notes(names: Iterable[str]) -> list[str]:
+    """A note for each of ``names`` that is another name for a component, saying which one
+    it set ("'colour' set the palette component"), so nobody wonders where it went."""
+    notes = []
+    for name in names:
+        component = check_component(name, allow_negative=True)
+        if name.strip().lower().replace(" ", "_") != component:
+            notes.append(f"'{name.strip()}' went to the {component} component (arpo's name for it)")
+    return notes
+
+
 def check_component(name: str, *, allow_negative: bool = False) -> str:
-    """``name`` as a component name (case and spaces forgiven), or a clear error."""
+    """``name`` as a component name (case, spaces and :data:`COMPONENT_ALIASES` forgiven), or
+    a clear error."""
     key = name.strip().lower().replace(" ", "_")
-    key = {"colour": "palette", "color": "palette", "subject": "content"}.get(key, key)
+    key = COMPONENT_ALIASES.get(key, key)
     if key in COMPONENTS or (allow_negative and key == NEGATIVE):
         return key
     known = ", ".join((*COMPONENTS, NEGATIVE) if allow_negative else COMPONENTS)

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from mcp.server.mcpserver import MCPServer
 
@@ -104,11 +104,26 @@ def serve(
     if app is None:
         server.run("stdio")
     else:
-        import uvicorn
-
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        _serve_http(app, host, port, token=settings.auth_token is not None)
     if warm_up:
         _exit_if_loading(model_loading(toolbox))
+
+
+def _serve_http(app: object, host: str, port: int, *, token: bool) -> None:
+    """uvicorn, quiet but for one line once the socket is bound: where clients connect (the
+    port actually bound, so ``--port 0`` says which) and whether they need the token."""
+    import uvicorn
+
+    from arpo.server.http import listening_message
+
+    class Announcing(uvicorn.Server):
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                bound = self.servers[0].sockets[0].getsockname()[1] if self.servers else port
+                log.warning("arpo serve: %s", listening_message(host, bound, token=token))
+
+    Announcing(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
 
 
 def _exit_if_loading(loading: ModelLoading) -> None:

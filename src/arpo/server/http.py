@@ -79,6 +79,18 @@ def transport_security(host: str, extra_hosts: Sequence[str] = ()) -> TransportS
     )
 
 
+def listening_message(host: str, port: int, *, token: bool) -> str:
+    """The line ``arpo serve --transport http`` prints once it listens."""
+    shown = f"[{host}]" if ":" in host else host
+    where = " (every address of this machine)" if host in ("0.0.0.0", "::") else ""
+    auth = (
+        "clients send 'Authorization: Bearer <ARPO_AUTH_TOKEN>'"
+        if token
+        else "no token: only this machine can connect"
+    )
+    return f"listening on http://{shown}:{port}/mcp{where}; {auth}"
+
+
 def _has_port(name: str) -> bool:
     return "]:" in name if name.startswith("[") else ":" in name
 

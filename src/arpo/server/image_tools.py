@@ -74,13 +74,19 @@ def add_image_tools(server: MCPServer, state: ServerState) -> None:
         prompts: Annotated[list[str], Field(min_length=1, max_length=64)],
         ctx: Context,
     ) -> ScoreOutput:
-        def work(job: Job) -> list[tuple[str, float]]:
+        def work(job: Job) -> ScoreOutput:
             picture = state.image(image)
             with job.model():
-                return api.score(picture, prompts, toolbox=state.toolbox)
+                ranked = api.score(picture, prompts, toolbox=state.toolbox)
+                unread = api.unknown_words([p for p, _ in ranked], toolbox=state.toolbox)
+            return ScoreOutput(
+                scores=[
+                    ScoredPrompt(prompt=p, score=s, unknown_words=unread.get(p, []))
+                    for p, s in ranked
+                ]
+            )
 
-        ranked = await run_job(ctx, work, state.job())
-        return ScoreOutput(scores=[ScoredPrompt(prompt=p, score=s) for p, s in ranked])
+        return await run_job(ctx, work, state.job())
 
     @server.tool(
         name="caption_image",

@@ -113,6 +113,11 @@ class GenerateOutput(BaseModel):
 class ScoredPrompt(BaseModel):
     prompt: str
     score: float = Field(description="CLIP cosine similarity to the image (higher is closer).")
+    unknown_words: list[str] = Field(
+        default_factory=list,
+        description="Words of the prompt this CLIP cannot read (all read as one unknown "
+        "token, so the score ignores them); empty for CLIP's usual tokenizer.",
+    )
 
 
 class ScoreOutput(BaseModel):

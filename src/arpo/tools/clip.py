@@ -153,6 +153,24 @@ class ClipScorer:
             text, lambda piece: length(piece) - markers, self.context_length - markers
         )
 
+    def unknown_words(self, text: str) -> list[str]:
+        """Words of ``text`` the text tower cannot read: those its tokenizer maps to its unknown
+        token (a word-level tokenizer's words outside its vocabulary, as with the demo CLIP,
+        which reads "a cat" and "a lighthouse" alike). Empty for a tokenizer that reads any
+        text (CLIP's byte-level BPE) or cannot say (no offsets)."""
+        hf = getattr(self.tokenizer, "tokenizer", None)
+        unknown = getattr(hf, "unk_token_id", None)
+        if hf is None or unknown is None or not callable(hf):
+            return []
+        clean = getattr(self.tokenizer, "clean_fn", None) or (lambda piece: piece)
+        cleaned = clean(text)
+        try:
+            encoded = hf(cleaned, add_special_tokens=False, return_offsets_mapping=True)
+        except (NotImplementedError, ValueError, TypeError):  # a slow tokenizer: no offsets
+            return []
+        pairs = zip(encoded["input_ids"], encoded["offset_mapping"], strict=True)
+        return list(dict.fromkeys(cleaned[a:b] for token, (a, b) in pairs if token == unknown))
+
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Normalised embeddings, one row per text; only uncached texts reach the model.
 

@@ -84,7 +84,9 @@ class Renderer(Protocol):
     A backend may also have ``profile`` (its :class:`~arpo.tools.families.FamilyProfile`),
     ``check_params(params)`` (refuse, before any render, what it cannot render),
     ``seeded = False`` (it takes no seed: a seed then only names a sample, and a new sample of
-    the same prompt differs) and ``price_per_image(params)`` (US dollars per render, or None)."""
+    the same prompt differs), ``price_per_image(params)`` (US dollars per render, or None)
+    and ``reading(prompt)`` (what it takes from a prompt, comparable: equal readings draw
+    alike; remixes use it to say which edits it cannot show)."""
 
     name: str
 

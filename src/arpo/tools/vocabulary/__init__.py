@@ -24,6 +24,7 @@ __all__ = [
     "Vocabulary",
     "join_phrases",
     "load_vocabulary",
+    "spelling_key",
     "split_phrases",
 ]
 
@@ -40,6 +41,30 @@ CATEGORIES: tuple[str, ...] = (
 _PHRASE_SEPARATORS = re.compile(r"[,;\n\r]+")
 ONE_PER_PROMPT = "# arpo: one per prompt"
 
+# British and American spellings of the words prompts use: "colour"/"color", "watercolour",
+# "grey"/"gray", "centre"/"center", "stylised"/"stylized" (and their -s, -ed, -ful... forms)
+_OUR = re.compile(
+    r"^(col|watercol|harb|arm|vap|flav|hon|neighb|hum|glam|splend|rig|behavi|od|lab|sav|"
+    r"parl|fav|val|arb|clam|rum|tum|vig)our(\w*)$"
+)
+_RE = re.compile(r"^(cent|theat|met|fib|somb|lust|spect|sab|calib|meag|lit)re(s|d)?$")
+_ISE = re.compile(r"^(styl|real|romantic|ideal|minimal|vector|colo|modern|stabil|optim)is(\w*)$")
+_GREY = re.compile(r"^grey(\w*)$")
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def _one_spelling(word: str) -> str:
+    word = _OUR.sub(r"\1or\2", word)
+    word = _RE.sub(lambda m: f"{m[1]}er{'ed' if m[2] == 'd' else (m[2] or '')}", word)
+    word = _ISE.sub(r"\1iz\2", word)
+    return _GREY.sub(r"gray\1", word)
+
+
+def spelling_key(text: str) -> str:
+    """``text`` lower-cased, its words in one spelling, spaces normalised: two spellings of a
+    phrase ("watercolour painting", "Watercolor  painting") have one key."""
+    return " ".join(_one_spelling(word) for word in _WORD.findall(text.casefold()))
+
 
 @dataclass(frozen=True)
 class Vocabulary:
@@ -47,16 +72,17 @@ class Vocabulary:
 
     categories: Mapping[str, tuple[str, ...]]
     one_per_prompt: frozenset[str] = frozenset()
-    _index: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    # spelling key -> (category, the phrase as the vocabulary writes it)
+    _index: Mapping[str, tuple[str, str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         categories = MappingProxyType({k: tuple(v) for k, v in self.categories.items()})
         object.__setattr__(self, "categories", categories)
         # First category wins when a phrase appears in several, matching `phrases` order.
-        index: dict[str, str] = {}
+        index: dict[str, tuple[str, str]] = {}
         for category, phrases in categories.items():
             for phrase in phrases:
-                index.setdefault(phrase.casefold(), category)
+                index.setdefault(spelling_key(phrase), (category, phrase))
         object.__setattr__(self, "_index", MappingProxyType(index))
 
     @classmethod
@@ -73,7 +99,15 @@ class Vocabulary:
         return tuple(dict.fromkeys(p for phrases in self.categories.values() for p in phrases))
 
     def category_of(self, phrase: str) -> str | None:
-        return self._index.get(phrase.strip().casefold())
+        """The category of ``phrase``, whatever its case, spacing or spelling (British or
+        American: "watercolor" finds "watercolour"); None when the vocabulary lacks it."""
+        found = self._index.get(spelling_key(phrase))
+        return found[0] if found else None
+
+    def spelled(self, phrase: str) -> str | None:
+        """``phrase`` as the vocabulary writes it ("watercolor" -> "watercolour"), or None."""
+        found = self._index.get(spelling_key(phrase))
+        return found[1] if found else None
 
     def neighbours(self, phrase: str) -> tuple[str, ...]:
         """Phrases of ``phrase``'s category that differ from it in exactly one word and share
