@@ -101,3 +101,33 @@ def test_a_fresh_arpo_demo_says_loading_clip_before_importing_torch(tmp_path: Pa
     assert lines.index("checking the model files") < lines.index("loading CLIP demo-clip")
     assert "loading captioner demo/captioner" in lines
     assert not any(line.startswith("loaded ") for line in lines)  # only with --verbose
+
+
+def test_a_slow_first_preset_build_is_announced(tmp_path, monkeypatch):
+    """A tiny preset's first use builds models for seconds: the listener hears it while it
+    builds; preparing a preset that is quick says nothing."""
+    import time
+
+    import arpo.tools.presets as presets
+
+    heard: list[str] = []
+
+    def slow_prepare(name, presets_dir):
+        time.sleep(0.8)
+        heard.append("built")
+        return real_prepare(name, presets_dir)
+
+    real_prepare = presets.prepare_preset
+    monkeypatch.setattr(presets, "prepare_preset", slow_prepare)
+    toolbox = Toolbox(Settings(home=tmp_path, preset="demo"))
+    with toolbox.listen(heard.append):
+        assert toolbox.preset is not None
+    assert heard[0] == "building the demo preset's models (once per data folder)"
+    assert heard[1] == "built"
+
+    monkeypatch.setattr(presets, "prepare_preset", real_prepare)
+    quick = Toolbox(Settings(home=tmp_path, preset="demo"))
+    quiet: list[str] = []
+    with quick.listen(quiet.append):
+        assert quick.preset is not None
+    assert quiet == []

@@ -13,6 +13,7 @@ loads (:meth:`Toolbox.listen`, an MCP request's) and to the process's
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import time
@@ -140,7 +141,23 @@ class Toolbox:
             return None
         from arpo.tools.presets import prepare_preset
 
-        return prepare_preset(self.settings.preset, self.settings.presets_dir)
+        name = self.settings.preset
+        with self._said_if_slow(f"building the {name} preset's models (once per data folder)"):
+            return prepare_preset(self.settings.preset, self.settings.presets_dir)
+
+    @contextmanager
+    def _said_if_slow(self, message: str, after_s: float = 0.5) -> Iterator[None]:
+        """Say ``message`` if what runs inside is still running after ``after_s``: a tiny
+        preset's first use builds its models for seconds, its later uses take milliseconds
+        and should not print a line in front of every error."""
+        context = contextvars.copy_context()  # the listeners of this request, not another's
+        timer = threading.Timer(after_s, context.run, args=(self._say, message))
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
 
     @property
     def profile(self) -> FamilyProfile:
