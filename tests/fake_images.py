@@ -41,7 +41,7 @@ GENERATIONS = "/v1/images/generations"
 class Reply:
     """One scripted answer: an HTTP error, a refusal, broken bytes, or a stall."""
 
-    kind: str  # status | refusal | malformed | truncated | not_base64 | stall
+    kind: str  # ok | status | refusal | malformed | truncated | not_base64 | stall
     code: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -50,6 +50,11 @@ class Reply:
     def status(cls, code: int, retry_after: float | None = None) -> Reply:
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
         return cls("status", code=code, headers=headers)
+
+    @classmethod
+    def ok(cls) -> Reply:
+        """Draw as usual (to script what a later request gets)."""
+        return cls("ok")
 
     @classmethod
     def refusal(cls) -> Reply:

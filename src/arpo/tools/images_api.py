@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 from arpo.errors import InvalidOptionError, RenderError
 from arpo.tools import registry
 from arpo.tools.families import FamilyProfile, TextEncoder, check_size
-from arpo.tools.t2i import RenderParams, RendersRefused
+from arpo.tools.t2i import RenderParams, RendersFailed, RendersRefused
 
 if TYPE_CHECKING:
     import httpx
@@ -311,8 +311,10 @@ class ImagesApiRenderer:
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
     ) -> list[Image.Image]:
         """One image per prompt (seeds only count them), up to ``concurrency`` requests at a
-        time. A refused prompt raises :class:`RendersRefused` after the others finished; any
-        other failure stops the call with a :class:`RenderError`."""
+        time. A refused prompt raises :class:`RendersRefused` after the others finished. Any
+        other failure (a timeout, 5xx after the retries) sends no request not yet sent, waits
+        for those in flight, and raises :class:`RendersFailed` with the images that came back
+        (they are paid for: the render cache keeps them)."""
         if len(prompts) != len(seeds):
             raise ValueError("render needs one seed per prompt")
         self.check_params(params)
@@ -320,6 +322,7 @@ class ImagesApiRenderer:
             return []
         images: list[Any] = [None] * len(prompts)
         refused: dict[int, str] = {}
+        failure: BaseException | None = None
         workers = min(self.concurrency, len(prompts))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="arpo-images") as pool:
             futures = {pool.submit(self.render_one, p, params): i for i, p in enumerate(prompts)}
@@ -327,15 +330,21 @@ class ImagesApiRenderer:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for future in done:
+                    if future.cancelled():
+                        continue
                     error = future.exception()
                     if isinstance(error, ImageRefusedError):
                         refused[futures[future]] = str(error)
                     elif error is not None:
+                        failure = failure or error
                         for waiting in pending:
-                            waiting.cancel()
-                        raise error
+                            waiting.cancel()  # not sent yet: never sent
                     else:
                         images[futures[future]] = future.result()
+        if failure is not None and (refused or any(image is not None for image in images)):
+            raise RendersFailed(failure, images, refused) from failure
+        if failure is not None:
+            raise failure
         if refused:
             raise RendersRefused(refused, images=images)
         return images
