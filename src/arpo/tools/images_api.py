@@ -177,6 +177,7 @@ class ImagesApiRenderer:
     :class:`arpo.tools.t2i.Renderer` (without seeds)."""
 
     seeded = False
+    remote = True  # a render is a wait on the service: the model lock is free meanwhile
 
     def __init__(
         self,

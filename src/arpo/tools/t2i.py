@@ -12,6 +12,7 @@ retries, and at one image stops with the settings that help.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -31,6 +32,7 @@ from arpo.tools.families import (
     profiles,
 )
 from arpo.tools.loading import check_diffusers_ref, diffusers_folder, model_load_error
+from arpo.tools.waits import waiting_on_service
 from arpo.tools.pipelines import (
     MemoryOptions,
     choose_variant,
@@ -84,9 +86,10 @@ class Renderer(Protocol):
     A backend may also have ``profile`` (its :class:`~arpo.tools.families.FamilyProfile`),
     ``check_params(params)`` (refuse, before any render, what it cannot render),
     ``seeded = False`` (it takes no seed: a seed then only names a sample, and a new sample of
-    the same prompt differs), ``price_per_image(params)`` (US dollars per render, or None)
-    and ``reading(prompt)`` (what it takes from a prompt, comparable: equal readings draw
-    alike; remixes use it to say which edits it cannot show)."""
+    the same prompt differs), ``remote = True`` (it renders on another machine, so rendering
+    is a wait that holds no model lock), ``price_per_image(params)`` (US dollars per render,
+    or None) and ``reading(prompt)`` (what it takes from a prompt, comparable: equal readings
+    draw alike; remixes use it to say which edits it cannot show)."""
 
     name: str
 
@@ -501,6 +504,12 @@ class RenderCache:
         self._lock = threading.Lock()
 
     @property
+    def remote(self) -> bool:
+        """Whether the backend renders on another machine (an images API): its renders are
+        a wait, during which the model lock is free (:mod:`arpo.tools.waits`)."""
+        return bool(getattr(self.renderer, "remote", False))
+
+    @property
     def seeded(self) -> bool:
         """Whether the backend's renders are reproducible from a seed."""
         return bool(getattr(self.renderer, "seeded", True))
@@ -582,7 +591,8 @@ class RenderCache:
         if not missing:
             return RenderOutcome(hashes, 0, refused)
         failure: RendersFailed | None = None
-        with self._lock:  # one backend call at a time per device
+        waiting = waiting_on_service() if self.remote else contextlib.nullcontext()
+        with waiting, self._lock:  # one backend call at a time per device
             try:
                 images: list[Any] = self.renderer.render(
                     [prompts[i] for i in missing], [seeds[i] for i in missing], params
