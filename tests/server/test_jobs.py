@@ -18,6 +18,7 @@ from mcp import Client
 from mcp.types import CallToolResult
 
 from arpo.config import Settings
+from arpo.errors import RunCancelled
 from arpo.server import WAITING, build_server
 from arpo.server.jobs import Job
 from arpo.tools.toolbox import Toolbox
@@ -159,9 +160,8 @@ def test_a_wait_frees_the_lock_and_takes_it_back() -> None:
 def test_a_cancel_while_taking_the_lock_back_leaves_it_to_its_holder() -> None:
     lock = threading.Lock()
     job = Job(lock)
-    with pytest.raises(Exception, match="cancelled"), job.model():
-        with waiting_on_service():
-            lock.acquire()  # another request takes it meanwhile
-            job.cancelled.set()
+    with pytest.raises(RunCancelled), job.model(), waiting_on_service():
+        lock.acquire()  # another request takes it meanwhile
+        job.cancelled.set()
     assert lock.locked()  # still the other request's: not released by the cancelled one
     lock.release()

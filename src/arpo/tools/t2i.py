@@ -32,7 +32,6 @@ from arpo.tools.families import (
     profiles,
 )
 from arpo.tools.loading import check_diffusers_ref, diffusers_folder, model_load_error
-from arpo.tools.waits import waiting_on_service
 from arpo.tools.pipelines import (
     MemoryOptions,
     choose_variant,
@@ -44,6 +43,7 @@ from arpo.tools.pipelines import (
     names_component,
     place_pipeline,
 )
+from arpo.tools.waits import waiting_on_service
 
 if TYPE_CHECKING:
     from PIL import Image
