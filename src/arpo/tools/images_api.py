@@ -496,17 +496,22 @@ def _check_images_ref(ref: str) -> None:
         )
 
 
+def images_api_key(settings: Settings) -> str | None:
+    """The images API's key: ARPO_T2I_API_KEY, else OPENAI_API_KEY, else None."""
+    import os
+
+    key = settings.t2i_api_key.get_secret_value() if settings.t2i_api_key else None
+    return key or os.environ.get("OPENAI_API_KEY") or None
+
+
 def build_images_renderer(
     ref: str, settings: Settings, profile: FamilyProfile | None = None
 ) -> ImagesApiRenderer:
     """The renderer ``ARPO_T2I_MODEL=openai-images:MODEL`` and the ARPO_T2I_* settings say."""
-    import os
-
     _check_images_ref(ref)
     model = images_model(ref) or ""
     base_url = settings.t2i_base_url or OPENAI_BASE_URL
-    key = settings.t2i_api_key.get_secret_value() if settings.t2i_api_key else None
-    key = key or os.environ.get("OPENAI_API_KEY")
+    key = images_api_key(settings)
     if not key and base_url.rstrip("/") == OPENAI_BASE_URL:
         raise InvalidOptionError(
             f"{ref} renders through OpenAI's images API, which needs a key: set "
