@@ -5,10 +5,11 @@ Before its first iteration a request hears what its own model work loads ("loadi
 demo-clip"), from the Toolbox's load events, before any heavy import.
 
 One process holds one copy of each model on one device, so model work is serialised; a request
-that has to wait says so in a progress notification. While the background warm-up holds the
-lock (:class:`ModelLoading`), a waiting request relays what it is loading, at least once a
-second. A cancelled request stops its run at the next iteration boundary; the run keeps its
-checkpoint and ``resume_run`` continues it.
+that has to wait says so in a progress notification. Waits on other machines (an LLM answer,
+images-API renders) free the lock meanwhile (:mod:`arpo.tools.waits`). While the background
+warm-up holds the lock (:class:`ModelLoading`), a waiting request relays what it is loading,
+at least once a second. A cancelled request stops its run at the next iteration boundary; the
+run keeps its checkpoint and ``resume_run`` continues it.
 """
 
 from __future__ import annotations
