@@ -15,7 +15,9 @@ Each request draws ``render_prompt(prompt, n, width, height)`` where ``n`` count
 prompt's requests (a new sample each time, as a seedless service gives). Knobs: ``latency_s``
 (every request), ``refuse`` (words whose prompts are refused as content-policy violations, or
 a predicate of the prompt),
-``sizes`` (the sizes accepted; others get HTTP 400), and a queue of scripted replies
+``sizes`` (the sizes accepted; others get HTTP 400), ``models`` (what ``GET /v1/models``
+lists; None: no model list, HTTP 404), ``key`` (the one API key ``GET /v1/models`` accepts),
+and a queue of scripted replies
 (:class:`Reply`) consumed one per request before the default drawing.
 """
 
@@ -41,7 +43,7 @@ GENERATIONS = "/v1/images/generations"
 class Reply:
     """One scripted answer: an HTTP error, a refusal, broken bytes, or a stall."""
 
-    kind: str  # status | refusal | malformed | truncated | not_base64 | stall
+    kind: str  # ok | status | refusal | malformed | truncated | not_base64 | stall
     code: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -50,6 +52,11 @@ class Reply:
     def status(cls, code: int, retry_after: float | None = None) -> Reply:
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
         return cls("status", code=code, headers=headers)
+
+    @classmethod
+    def ok(cls) -> Reply:
+        """Draw as usual (to script what a later request gets)."""
+        return cls("ok")
 
     @classmethod
     def refusal(cls) -> Reply:
@@ -70,10 +77,15 @@ class FakeImages:
         latency_s: float = 0.0,
         refuse: tuple[str, ...] | Callable[[str], bool] = (),
         sizes: tuple[str, ...] | None = None,
+        models: tuple[str, ...] | None = ("arpo-demo",),
+        key: str | None = None,
     ) -> None:
         self.latency_s = latency_s
         self.refuse = refuse
         self.sizes = sizes
+        self.models = models  # what GET /v1/models lists; None: it answers 404
+        self.key = key  # the API key it accepts (None: any); others get HTTP 401
+        self.model_lists = 0  # GET /v1/models requests answered
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -104,6 +116,9 @@ class FakeImages:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 server._handle(self, body)
+
+            def do_GET(self) -> None:
+                server._list_models(self)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
@@ -148,6 +163,25 @@ class FakeImages:
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def _list_models(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.model_lists += 1
+        status, payload = 404, _error(f"no route GET {handler.path}", "invalid_request_error")
+        if self.key is not None and handler.headers.get("Authorization") != f"Bearer {self.key}":
+            status, payload = 401, _error("Incorrect API key provided", "invalid_request_error")
+        elif handler.path.rstrip("/") == "/v1/models" and self.models is not None:
+            status = 200
+            payload = {
+                "object": "list",
+                "data": [{"id": m, "object": "model"} for m in self.models],
+            }
+        data = json.dumps(payload).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
 
     def _answer(
         self, body: dict[str, Any], scripted: Reply | None

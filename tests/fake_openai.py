@@ -25,6 +25,10 @@ Reply items (queued with :meth:`FakeOpenAI.reply`, consumed one per chat-complet
 * :class:`Raw` -- text sent verbatim as tool-call *arguments* when the request has tools, else
   as content: use it for malformed structured output in every method.
 * :class:`Delay` -- sleep, then send the wrapped item (client timeouts).
+
+``FakeOpenAI(latency_s=...)`` makes every request wait that long (a slow model); ``in_flight``
+counts requests being answered and ``spans`` holds each one's (start, end) in
+``time.monotonic()`` seconds.
 * :class:`Status` -- an HTTP error with an OpenAI-style ``{"error": {...}}`` body.
 * :class:`Refusal` -- an assistant message with ``refusal`` set and no content.
 * a callable ``(request_body: dict) -> item`` -- computed per request (may return any item).
@@ -185,8 +189,12 @@ class FakeOpenAI:
         *,
         model: str | None = None,
         refuses: Sequence[Refuse] = (),
+        latency_s: float = 0.0,
     ) -> None:
         self.default = default
+        self.latency_s = latency_s  # every chat request waits this long before its answer
+        self.in_flight = 0  # chat requests being answered now
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each answered request
         self.model = model  # model name to report; None echoes the request's model
         self.refuses = list(refuses)  # features answered with HTTP 400, before the queue
         self.requests: list[dict[str, Any]] = []
@@ -462,7 +470,12 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         item = fake._record_and_pop(body)
+        started = time.monotonic()
+        with fake._lock:
+            fake.in_flight += 1
         try:
+            if fake.latency_s:
+                fake._stopped.wait(fake.latency_s)
             status, payload, headers = fake._resolve(item, body)
         except Exception as exc:  # a broken callable or item: report it to the test
             status, payload, headers = (
@@ -470,6 +483,10 @@ class _Handler(BaseHTTPRequestHandler):
                 Status(500, f"FakeOpenAI reply failed: {type(exc).__name__}: {exc}").body(),
                 {},
             )
+        finally:
+            with fake._lock:
+                fake.in_flight -= 1
+                fake.spans.append((started, time.monotonic()))
         self._send(status, payload, headers)
 
 

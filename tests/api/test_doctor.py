@@ -1,6 +1,8 @@
 """``arpo doctor`` / ``api.doctor``: the tiny preset passes every check; a missing model offline
 is named with its setting, fast; the LLM endpoint is reached or not and its structured-output
-method accepted or refused (the fake OpenAI server); the dtype is checked against the family."""
+method accepted or refused (the fake OpenAI server); the dtype is checked against the family;
+an images-API renderer is checked by its model list, never by a paid render (the fake images
+server), with its price and its not reproducible renders."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_images import FakeImages
 from fake_openai import FakeOpenAI, Status
 from pydantic import SecretStr
 from typer.testing import CliRunner
@@ -212,6 +215,62 @@ def test_a_rejected_key_is_not_blamed_on_the_method(
 
 
 # --------------------------------------------------------------------------- the command
+
+
+def images_settings(tiny_settings: Settings, base_url: str, **settings: Any) -> Settings:
+    options = {"t2i_model": "openai-images:arpo-demo", "t2i_api_key": SecretStr("test")}
+    options.update(settings)
+    return Settings(home=tiny_settings.home, preset="tiny", t2i_base_url=base_url, **options)
+
+
+def test_an_images_api_model_is_checked_by_its_model_list_without_a_render(
+    tiny_settings: Settings,
+) -> None:
+    with FakeImages(key="test") as server:
+        checks = by_name(
+            api.doctor(images_settings(tiny_settings, server.base_url, t2i_price=0.04))
+        )
+        assert server.model_lists == 1 and server.requests == []  # nothing paid for
+
+    t2i = checks["t2i model"]
+    assert t2i.ok and t2i.fix is None, t2i
+    assert f"openai-images:arpo-demo (preset tiny) at {server.base_url}: reachable" in t2i.detail
+    assert "arpo-demo in its model list" in t2i.detail
+    cost = checks["t2i cost"]
+    assert cost.ok
+    assert "$0.040 per image (ARPO_T2I_PRICE): at most $1.28 per run" in cost.detail
+    assert "not reproducible" in cost.detail
+    assert "no dtype" not in checks["dtype"].detail and "wants" not in checks["dtype"].detail
+
+
+def test_an_images_api_with_a_list_price_and_a_wrong_model_or_key(
+    tiny_settings: Settings,
+) -> None:
+    with FakeImages(key="test", models=("dall-e-3",)) as server:
+        listed = by_name(api.doctor(images_settings(tiny_settings, server.base_url)))
+        wrong_key = images_settings(tiny_settings, server.base_url, t2i_api_key=SecretStr("x"))
+        refused = by_name(api.doctor(wrong_key))["t2i model"]
+        server.models = None
+        unlisted = by_name(api.doctor(images_settings(tiny_settings, server.base_url)))
+        assert server.requests == []
+
+    assert "arpo-demo is not in its model list" in listed["t2i model"].detail
+    assert "ARPO_T2I_MODEL" in (listed["t2i model"].fix or "")
+    assert "no price known for arpo-demo" in listed["t2i cost"].detail
+    assert "ARPO_T2I_PRICE" in (listed["t2i cost"].fix or "")
+    assert not refused.ok and "refused the key (HTTP 401" in refused.detail
+    assert "ARPO_T2I_API_KEY" in (refused.fix or "")
+    assert unlisted["t2i model"].ok and "serves no model list" in unlisted["t2i model"].detail
+
+    dalle = images_settings(
+        tiny_settings, "http://127.0.0.1:9/v1", t2i_model="openai-images:dall-e-3"
+    )
+    checks = by_name(api.doctor(dalle))
+    assert not checks["t2i model"].ok and "unreachable" in checks["t2i model"].detail
+    assert "ARPO_T2I_BASE_URL" in (checks["t2i model"].fix or "")
+    assert (
+        "$0.040 per image (list price at quality standard, 1024x1024)" in checks["t2i cost"].detail
+    )
 
 
 def test_cli_doctor_lines_json_and_exit_codes(

@@ -4,16 +4,17 @@ cost metering, --max-cost stop and resume, a refused candidate, the not-reproduc
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from fake_images import FakeImages
+from fake_images import FakeImages, Reply
 
 from arpo import api
 from arpo.api.records import RunRecords
 from arpo.config import Settings
 from arpo.demo.render import render_prompt
-from arpo.errors import InvalidOptionError
+from arpo.errors import InvalidOptionError, RenderError
 from arpo.tools.toolbox import Toolbox
 
 PRICE = 0.04
@@ -117,3 +118,26 @@ def test_refused_candidates_score_lowest_with_a_note_and_the_run_goes_on(
     assert result.best_prompt == first[0]
     assert result.renders_spent == server.served == 1  # refusals are neither spent nor paid
     assert result.cost_usd == pytest.approx(PRICE)
+
+
+def test_a_render_that_times_out_keeps_the_batchs_other_renders_and_the_resume_pays_once(
+    server: FakeImages, tmp_path: Path
+) -> None:
+    toolbox = hosted(server, tmp_path, t2i_timeout_s=0.5)
+    # the first prompt renders; then one of the 4 reranked candidates hangs past the timeout
+    server.script(Reply.ok(), Reply.stall(30.0))
+    image = render_prompt(REFERENCE, 1)
+    with pytest.raises(RenderError, match=r"within 0.5 s.*3 of 4 renders were made"):
+        api.reverse_prompt(image, toolbox=toolbox, iterations=2, patience=0, rerank_top_k=4)
+
+    run_id = RunRecords(toolbox.settings.runs_dir).list()[0]
+    record = RunRecords(toolbox.settings.runs_dir).load(run_id)
+    assert record.status == "failed"
+    assert record.renders_paid == 4 == server.served  # the first prompt and 3 candidates
+
+    resumed = api.resume(run_id, toolbox=toolbox)
+    assert resumed.renders_spent == server.served  # every render paid for is counted once
+    assert resumed.cost_usd == pytest.approx(server.served * PRICE)
+    asked = Counter(request["prompt"] for request in server.requests)
+    assert len(server.requests) == server.served + 1  # the one that timed out, asked again
+    assert sorted(asked.values())[-1] == 2 and sorted(asked.values())[-2] == 1

@@ -38,6 +38,19 @@ IMAGE_ARGUMENTS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
+# bad values of the other run arguments: (tool, arguments, what the refusal must say)
+BAD_COSTS = [-1, 0, "NaN", "inf", "lots", [1]]
+
+
+def bad_option_calls(reference: Path) -> list[tuple[str, dict[str, Any], str]]:
+    calls: list[tuple[str, dict[str, Any], str]] = [
+        ("reverse_prompt", {"image": str(reference), "max_cost": cost}, "max_cost")
+        for cost in BAD_COSTS
+    ]
+    calls += [("resume_run", {"run_id": "20990101-000000-abcdef", "max_cost": -1}, "max_cost")]
+    return calls
+
+
 def png_bytes(size: tuple[int, int] = (32, 32), colour: str = "black") -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, format="PNG")
@@ -142,10 +155,13 @@ def test_every_image_argument_refuses_every_hostile_value(
         for label, value, expected in values
     ]
 
+    options = bad_option_calls(world["root"] / "reference.png")
+
     async def main() -> tuple[list[CallToolResult], CallToolResult]:
         with anyio.fail_after(240):
             async with Client(params) as client:
                 results = [await client.call_tool(tool, args) for tool, _, _, args, _ in cases]
+                results += [await client.call_tool(tool, args) for tool, args, _ in options]
                 still = await client.call_tool(
                     "score_prompts",
                     {"image": str(world["root"] / "reference.png"), "prompts": ["red"]},
@@ -155,17 +171,21 @@ def test_every_image_argument_refuses_every_hostile_value(
     results, still = anyio.run(main)
     print(f"\nhostile battery: {len(cases)} cases over {len(IMAGE_ARGUMENTS)} arguments")
     failures = []
-    for (tool, argument, label, _, expected), result in zip(cases, results, strict=True):
+    labelled = [
+        (f"{tool}.{argument} <- {label}", expected) for tool, argument, label, _, expected in cases
+    ]
+    labelled += [(f"{tool} <- {args}", expected) for tool, args, expected in options]
+    for (label, expected), result in zip(labelled, results, strict=True):
         message = text_of(result)
         if not result.is_error or expected not in message or "Traceback" in message:
-            failures.append(f"{tool}.{argument} <- {label}: {message[:200]}")
+            failures.append(f"{label}: {message[:200]}")
     assert not failures, "\n".join(failures)
     assert not still.is_error, text_of(still)
 
     # the same words whether or not the outside file exists: no probing for files
     by_label = {
         label: text_of(r)
-        for (t, a, label, _, _), r in zip(cases, results, strict=True)
+        for (t, a, label, _, _), r in zip(cases, results[: len(cases)], strict=True)
         if (t, a) == ("score_prompts", "image")
     }
     present = by_label["outside png"].replace(str(world["outside"] / "secret.png"), "PATH")

@@ -13,7 +13,7 @@ from arpo.demo.render import render_prompt
 from arpo.errors import InvalidOptionError, RenderError
 from arpo.tools.images_api import ImagesApiRenderer, build_images_renderer, nearest_size
 from arpo.tools.store import ArtifactStore
-from arpo.tools.t2i import RenderCache, RenderParams, RendersRefused
+from arpo.tools.t2i import RenderCache, RenderParams, RendersFailed, RendersRefused
 
 PARAMS = RenderParams(steps=1, guidance=0.0, width=64, height=64)
 
@@ -177,6 +177,34 @@ def test_a_timeout_is_a_clear_error_naming_the_setting(server: FakeImages) -> No
     with pytest.raises(RenderError, match=r"within 0.5 s.*ARPO_T2I_TIMEOUT_S"):
         renderer(server, timeout_s=0.5).render(["a red circle"], [0], PARAMS)
     assert time.perf_counter() - started < 2.5
+
+
+def test_a_batch_whose_one_render_times_out_keeps_the_other_renders(
+    server: FakeImages, tmp_path
+) -> None:
+    prompts = ["a red circle", "a blue square", "a green star", "a yellow triangle"]
+    server.script(Reply.stall(30.0))  # whichever request comes first hangs past the timeout
+    cache = RenderCache(renderer(server, timeout_s=0.5), ArtifactStore(tmp_path))
+
+    with pytest.raises(RendersFailed, match=r"within 0.5 s.*3 of 4 renders were made") as caught:
+        cache.render_some(prompts, [0] * 4, PARAMS)
+
+    assert caught.value.spent == 3  # paid for: counted, and in the cache
+    assert cache.missing(prompts, [0] * 4, PARAMS) == 1
+    again = cache.render_some(prompts, [0] * 4, PARAMS)
+    assert again.spent == 1 and all(again.hashes)
+    assert len(server.requests) == 5  # 4, then only the one that timed out
+
+
+def test_after_a_failure_requests_not_yet_sent_are_not_sent(server: FakeImages) -> None:
+    server.script(Reply.ok(), Reply.status(500))
+    prompts = ["a red circle", "a blue square", "a green star", "a white moon"]
+    with pytest.raises(RendersFailed, match="HTTP 500 1 times") as caught:
+        renderer(server, concurrency=1, max_retries=0).render(prompts, [0] * 4, PARAMS)
+
+    made = caught.value.images
+    assert made[0] is not None and made[1] is None and made[3] is None
+    assert "a white moon" not in [request["prompt"] for request in server.requests]
 
 
 def test_other_4xx_answers_say_what_to_check(server: FakeImages) -> None:

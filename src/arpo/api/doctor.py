@@ -4,11 +4,13 @@ Python and the libraries, the device and its memory, the dtype, the data directo
 free disk, the Hugging Face cache, the text-to-image model (where it is, whether it is there
 offline) and its family profile, the CLIP model, the captioner (when ARPO_CAPTION_MODEL is
 set), the LLM endpoint and the structured-output method it is asked for, and the MCP server's
-image folders. Nothing is downloaded and no model is loaded: the model checks are the same
-cheap ones :meth:`Toolbox.load_models` runs first, so with ``HF_HUB_OFFLINE=1`` a missing
-model is reported in about a second. The LLM gets one tiny structured request (and, if the
-configured method is refused, one per other method, to name one that works). Heavy libraries
-are imported inside the checks.
+image folders. An images-API renderer (``openai-images:MODEL``) is checked by its model list
+(free), with its price per image and that its renders are not reproducible; no image is
+rendered, since a render is paid for. Nothing is downloaded and no model is loaded: the model
+checks are the same cheap ones :meth:`Toolbox.load_models` runs first, so with
+``HF_HUB_OFFLINE=1`` a missing model is reported in about a second. The LLM gets one tiny
+structured request (and, if the configured method is refused, one per other method, to name
+one that works). Heavy libraries are imported inside the checks.
 """
 
 from __future__ import annotations
@@ -58,8 +60,11 @@ def doctor(settings: Settings | None = None, *, toolbox: Toolbox | None = None) 
     checks.append(device_check)
     t2i_check, profile = _guard_with("t2i model", lambda: check_t2i(toolbox))
     checks.append(t2i_check)
+    if toolbox.hosted_t2i:
+        checks.append(_guard("t2i cost", lambda: check_images_cost(toolbox, profile)))
     checks.append(_guard("family", lambda: check_family(toolbox, profile, t2i_check.ok)))
-    checks.append(_guard("dtype", lambda: check_dtype(settings, device, profile)))
+    diffusion = None if toolbox.hosted_t2i else profile  # the images API has no dtype
+    checks.append(_guard("dtype", lambda: check_dtype(settings, device, diffusion)))
     checks.append(_guard("clip model", lambda: check_clip(toolbox)))
     if toolbox.caption_model is not None:
         checks.append(_guard("captioner", lambda: check_captioner(toolbox)))
@@ -146,6 +151,8 @@ def check_t2i(toolbox: Toolbox) -> tuple[Check, FamilyProfile | None]:
     """Where the text-to-image model is and whether it loads offline: the renderer builder's
     own cheap check (the diffusers one: a local folder, or a hub repo in the cache)."""
     settings = toolbox.settings
+    if toolbox.hosted_t2i:
+        return check_images_api(toolbox)
     builder, ref = toolbox.renderer_choice()
     preset = toolbox.preset
     name = toolbox.model_identity()["t2i"] or ref
@@ -172,6 +179,96 @@ def check_t2i(toolbox: Toolbox) -> tuple[Check, FamilyProfile | None]:
         detail=f"{where}: not in the Hugging Face cache; the first run downloads it "
         "(not available offline until then)",
     ), profile
+
+
+def check_images_api(toolbox: Toolbox) -> tuple[Check, FamilyProfile | None]:
+    """An images-API renderer (``openai-images:MODEL``): its base URL and key set, the
+    server reachable and the model in its model list (GET /models: free; a render would be
+    paid for, so none is made)."""
+    from arpo.tools.images_api import build_images_renderer, images_api_key
+
+    ref = toolbox.settings.t2i_model
+    where = f"{ref} (preset {toolbox.settings.preset})" if toolbox.preset else ref
+    try:
+        renderer = build_images_renderer(ref, toolbox.settings)
+    except ArpoError as error:
+        return Check(
+            check="t2i model", ok=False, detail=f"{where}: not usable", fix=str(error)
+        ), None
+    renderer.close()
+    where = f"{where} at {renderer.base_url}"
+    profile = model_family(toolbox)
+    status, listed, how = _models(renderer.base_url, images_api_key(toolbox.settings))
+    if status is None:
+        return Check(
+            check="t2i model",
+            ok=False,
+            detail=f"{where}: unreachable ({how})",
+            fix="check ARPO_T2I_BASE_URL and the network.",
+        ), profile
+    if status in (401, 403):
+        return Check(
+            check="t2i model",
+            ok=False,
+            detail=f"{where}: the server refused the key ({how})",
+            fix="check ARPO_T2I_API_KEY (or OPENAI_API_KEY).",
+        ), profile
+    if listed is None:
+        detail = (
+            f"{where}: reachable ({how}); it serves no model list, so the model name is "
+            "checked by the first render (a check here would pay for one)"
+        )
+        return Check(check="t2i model", ok=True, detail=detail), profile
+    if renderer.model in listed:
+        detail = f"{where}: reachable ({how}), {renderer.model} in its model list"
+        return Check(check="t2i model", ok=True, detail=detail), profile
+    return Check(
+        check="t2i model",
+        ok=True,
+        detail=f"{where}: reachable ({how}), but {renderer.model} is not in its model list",
+        fix="check the model name in ARPO_T2I_MODEL (a render of a model the server does "
+        "not serve fails with HTTP 404).",
+    ), profile
+
+
+def check_images_cost(toolbox: Toolbox, profile: FamilyProfile | None) -> Check:
+    """What an images-API run costs: the price per image at the default size (ARPO_T2I_PRICE
+    or the model's list price), the most a run at the default budget spends, and that its
+    renders are not reproducible."""
+    from arpo.graph.context import DEFAULT_RENDER_BUDGET
+    from arpo.tools.images_api import build_images_renderer, size_text
+    from arpo.tools.t2i import RenderParams
+
+    renderer = build_images_renderer(toolbox.settings.t2i_model, toolbox.settings)
+    renderer.close()
+    side = profile.native_size if profile else 1024
+    params = RenderParams(
+        steps=renderer.profile.steps, guidance=renderer.profile.guidance, width=side, height=side
+    )
+    price = renderer.price_per_image(params)
+    seedless = (
+        "renders are not reproducible: the images API takes no seed, so a replay draws new "
+        "samples (runs and reports say so)"
+    )
+    if price is None:
+        return Check(
+            check="t2i cost",
+            ok=True,
+            detail=f"no price known for {renderer.model}: runs are not metered; {seedless}",
+            fix="set ARPO_T2I_PRICE (US dollars per image) to meter runs and use --max-cost.",
+        )
+    source = (
+        "ARPO_T2I_PRICE"
+        if toolbox.settings.t2i_price is not None
+        else f"list price at quality {renderer.quality}, {size_text(renderer.served_size(params))}"
+    )
+    most = price * DEFAULT_RENDER_BUDGET
+    return Check(
+        check="t2i cost",
+        ok=True,
+        detail=f"${price:.3f} per image ({source}): at most ${most:.2f} per run at the default "
+        f"budget of {DEFAULT_RENDER_BUDGET} renders; {seedless}",
+    )
 
 
 def model_family(toolbox: Toolbox) -> FamilyProfile | None:
@@ -467,24 +564,38 @@ def _structured(settings: Settings, method: str) -> _Works | tuple[str, bool]:
 
 def _reachable(endpoint: str, settings: Settings) -> tuple[bool, str]:
     """Whether anything answers HTTP at the endpoint (GET /models, any status), quickly."""
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+    status, _, how = _models(endpoint, key or os.environ.get("OPENAI_API_KEY"))
+    return status is not None, how
+
+
+def _models(endpoint: str, key: str | None) -> tuple[int | None, set[str] | None, str]:
+    """GET {endpoint}/models, quickly: the HTTP status (None: no answer), the model ids it
+    lists (None: no list), and what happened in words."""
+    import json
     import urllib.error
     import urllib.request
 
-    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-    key = key or os.environ.get("OPENAI_API_KEY") or "not-needed"
     request = urllib.request.Request(
-        f"{endpoint}/models", headers={"Authorization": f"Bearer {key}"}
+        f"{endpoint}/models", headers={"Authorization": f"Bearer {key or 'not-needed'}"}
     )
     began = time.perf_counter()
+    body = b""
     try:
         with urllib.request.urlopen(request, timeout=LLM_CONNECT_TIMEOUT_S) as response:
-            status = response.status
+            status, body = response.status, response.read(1_000_000)
     except urllib.error.HTTPError as error:  # an answer, whatever it says
         status = error.code
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", None) or error
-        return False, f"{type(reason).__name__}: {reason}"[:200]
-    return True, f"HTTP {status} in {time.perf_counter() - began:.2f} s"
+        return None, None, f"{type(reason).__name__}: {reason}"[:200]
+    how = f"HTTP {status} in {time.perf_counter() - began:.2f} s"
+    try:
+        entries = json.loads(body)["data"] if status == 200 else None
+        listed = {str(entry["id"]) for entry in entries} if isinstance(entries, list) else None
+    except (ValueError, KeyError, TypeError):
+        listed = None
+    return status, listed, how
 
 
 def _hub_file(repo: str, filename: str) -> str | None:

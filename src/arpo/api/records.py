@@ -61,6 +61,10 @@ class RunRecord:
     identity: dict[str, Any] | None = None
     model_settings: dict[str, Any] | None = None
     lease: dict[str, Any] | None = None
+    # renders the run had paid for when it last failed, counted by the backend as they came
+    # back: a step that failed after rendering lost its state update, and a resume starts
+    # its renders_spent from here (cost never undercounts)
+    renders_paid: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "run_dir": str(self.run_dir)}

@@ -191,12 +191,15 @@ def _stream_and_export(
 ) -> dict[str, Any]:
     from arpo.api.records import export_run
     from arpo.graph import build_graph
+    from arpo.graph.nodes import SpendMeter
 
     config = {"configurable": {"thread_id": record.run_id}, "recursion_limit": 10_000}
+    meter = SpendMeter()
     with _checkpointer(toolbox.settings) as checkpointer:
-        graph = build_graph(toolbox, checkpointer)
+        graph = build_graph(toolbox, checkpointer, meter=meter)
         if state_in is None and not graph.get_state(config).next:
             _require_checkpoint(graph, config, record)
+        stream_in = state_in if state_in is not None else _resume_input(graph, config, record)
         if on_progress is not None:
             on_progress(
                 {
@@ -209,7 +212,7 @@ def _stream_and_export(
             )
         paused = None
         try:
-            for event in graph.stream(state_in, config, context=options, stream_mode="custom"):
+            for event in graph.stream(stream_in, config, context=options, stream_mode="custom"):
                 if lease.lost.is_set():
                     raise RunBusyError(
                         f"another process took run '{record.run_id}' over (this one looked "
@@ -223,6 +226,9 @@ def _stream_and_export(
                 "--max-cost DOLLARS`"
             )
             log.warning(paused)
+        except BaseException:
+            _record_paid(toolbox, record, meter.paid, graph.get_state(config).values)
+            raise
         state = graph.get_state(config).values
     if paused is not None:
         state = {**state, "stop_reason": "max_cost"}
@@ -233,6 +239,30 @@ def _stream_and_export(
         record, state, toolbox.store, decomposition, price_per_image=price, status=status
     )
     return exported if paused is None else {**exported, "pause": paused}
+
+
+def _resume_input(graph: Any, config: dict[str, Any], record: RunRecord) -> Any:
+    """What a resume streams in: nothing, or where a step failed after rendering, the
+    renders it paid for (the state keeps the higher count: :func:`arpo.graph.state.highest`)."""
+    from langgraph.types import Command
+
+    counted = graph.get_state(config).values.get("renders_spent", 0)
+    if record.renders_paid is not None and record.renders_paid > counted:
+        return Command(update={"renders_spent": record.renders_paid})
+    return None
+
+
+def _record_paid(toolbox: Toolbox, record: RunRecord, paid: int, state: dict[str, Any]) -> None:
+    """A run stopped by an error: record the renders its failed step paid for, which its
+    last checkpoint does not count."""
+    from arpo.api.records import RunRecords
+
+    if paid <= state.get("renders_spent", 0):
+        return
+    try:
+        RunRecords(toolbox.settings.runs_dir).update(record.run_id, renders_paid=paid)
+    except (OSError, ArpoError):
+        log.warning("could not record the renders run %s paid for", record.run_id, exc_info=True)
 
 
 def _run_decomposition(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -72,7 +73,7 @@ class RunOptions:
             )
         if self.rerank_top_k < 0:
             raise InvalidOptionError(f"rerank_top_k={self.rerank_top_k} must be 0 (off) or more.")
-        if self.max_cost is not None and self.max_cost <= 0:
+        if self.max_cost is not None and not (math.isfinite(self.max_cost) and self.max_cost > 0):
             raise InvalidOptionError(
                 f"max_cost={self.max_cost} must be a positive amount of US dollars (--max-cost)."
             )

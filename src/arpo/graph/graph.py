@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from langgraph.graph import END, START, StateGraph
 
 from arpo.graph.context import RunOptions
-from arpo.graph.nodes import Nodes
+from arpo.graph.nodes import Nodes, SpendMeter
 from arpo.graph.state import ArpoState
 
 if TYPE_CHECKING:
@@ -22,10 +22,14 @@ if TYPE_CHECKING:
 
 
 def build_graph(
-    toolbox: Toolbox, checkpointer: BaseCheckpointSaver | None = None
+    toolbox: Toolbox,
+    checkpointer: BaseCheckpointSaver | None = None,
+    *,
+    meter: SpendMeter | None = None,
 ) -> CompiledStateGraph:
-    """Compile the loop over ``toolbox``'s models; pass a checkpointer to make runs resumable."""
-    nodes = Nodes(toolbox)
+    """Compile the loop over ``toolbox``'s models; pass a checkpointer to make runs resumable,
+    and a meter to learn what a failed step paid for."""
+    nodes = Nodes(toolbox, meter)
     builder: StateGraph[ArpoState, RunOptions, Any, Any] = StateGraph(
         ArpoState, context_schema=RunOptions
     )

@@ -17,7 +17,7 @@ from arpo.graph import prompts
 from arpo.graph.context import RunOptions, resolve_strategy
 from arpo.graph.state import ArpoState, Rendered, Scored
 from arpo.objective import score_key
-from arpo.tools.t2i import RendersRefused
+from arpo.tools.t2i import RendersFailed, RendersRefused
 
 if TYPE_CHECKING:
     import torch
@@ -45,9 +45,41 @@ def timed(node: Node) -> Node:
     return run
 
 
+class SpendMeter:
+    """Renders the run has paid for, counted as the backend makes them. A step that fails
+    after rendering loses its state update but not this count: the api records
+    :attr:`paid` and a resume starts from it, so cost never undercounts."""
+
+    def __init__(self) -> None:
+        self.before_step = 0  # the state's renders_spent when the step began
+        self.in_step = 0
+
+    def begin(self, renders_spent: int) -> None:
+        self.before_step, self.in_step = renders_spent, 0
+
+    def add(self, renders: int) -> None:
+        self.in_step += renders
+
+    @property
+    def paid(self) -> int:
+        return self.before_step + self.in_step
+
+
+def metered(node: Node) -> Node:
+    """Start the meter's count of the step's renders (see :class:`SpendMeter`)."""
+
+    @wraps(node)
+    def run(self: Nodes, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
+        self.meter.begin(state.get("renders_spent", 0))
+        return node(self, state, runtime)
+
+    return run
+
+
 class Nodes:
-    def __init__(self, toolbox: Toolbox) -> None:
+    def __init__(self, toolbox: Toolbox, meter: SpendMeter | None = None) -> None:
         self.tools = toolbox
+        self.meter = meter or SpendMeter()
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -93,9 +125,14 @@ class Nodes:
         """Render each prompt with the run's seeds in one batch: hashes per prompt, and how
         many renders the backend really made (cache hits are free)."""
         seeds = options.seeds
-        flat, spent = self.tools.renderer.render_counted(
-            [p for p in prompts_ for _ in seeds], seeds * len(prompts_), options.render_params
-        )
+        try:
+            flat, spent = self.tools.renderer.render_counted(
+                [p for p in prompts_ for _ in seeds], seeds * len(prompts_), options.render_params
+            )
+        except (RendersRefused, RendersFailed) as error:
+            self.meter.add(error.spent)
+            raise
+        self.meter.add(spent)
         groups = [flat[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(prompts_))]
         return groups, spent
 
@@ -134,9 +171,14 @@ class Nodes:
         """As :meth:`render`, but a prompt the backend refuses (an images API's content
         policy) gets None, and its reason, instead of stopping the run."""
         seeds = options.seeds
-        outcome = self.tools.renderer.render_some(
-            [p for p in prompts_ for _ in seeds], seeds * len(prompts_), options.render_params
-        )
+        try:
+            outcome = self.tools.renderer.render_some(
+                [p for p in prompts_ for _ in seeds], seeds * len(prompts_), options.render_params
+            )
+        except RendersFailed as error:
+            self.meter.add(error.spent)
+            raise
+        self.meter.add(outcome.spent)
         groups: list[list[str] | None] = []
         refused: dict[str, str] = {}
         for i, prompt in enumerate(prompts_):
@@ -227,6 +269,7 @@ class Nodes:
         )
 
     @timed
+    @metered
     def generate(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
         options = runtime.context
         try:
@@ -352,6 +395,7 @@ class Nodes:
         return list(dict.fromkeys(found))[: options.candidates]
 
     @timed
+    @metered
     def select(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
         """Greedy step: score candidates and the current prompt in one batch, keep the best."""
         options = runtime.context
@@ -514,6 +558,7 @@ class Nodes:
         }
 
     @timed
+    @metered
     def finalize(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
         """Render the last selected prompt too, so the answer is the best prompt *seen*."""
         options = runtime.context

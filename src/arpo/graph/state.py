@@ -6,6 +6,11 @@ import operator
 from typing import Annotated, Any, NotRequired, TypedDict
 
 
+def highest(current: int, update: int) -> int:
+    """The reducer of a count that only grows: a lower update (a stale copy) changes nothing."""
+    return max(current, update)
+
+
 class Scored(TypedDict):
     prompt: str
     text_score: float
@@ -39,7 +44,9 @@ class ArpoState(TypedDict, total=False):
     best: Rendered
     stale: int  # iterations in a row without improvement
     elapsed_s: float  # wall time of finished nodes; survives resume
-    renders_spent: int  # renders the backend made for this run (cache hits free); survives resume
+    # renders the backend made for this run (cache hits free); survives resume. It only
+    # grows: kept by max, so a resume can raise it to what a failed step paid for
+    renders_spent: Annotated[int, highest]
     stop_reason: str | None
     # the captioner's other hypotheses, best first, each a start to restart from on a stall
     alternatives: list[Scored]

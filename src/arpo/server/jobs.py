@@ -5,10 +5,11 @@ Before its first iteration a request hears what its own model work loads ("loadi
 demo-clip"), from the Toolbox's load events, before any heavy import.
 
 One process holds one copy of each model on one device, so model work is serialised; a request
-that has to wait says so in a progress notification. While the background warm-up holds the
-lock (:class:`ModelLoading`), a waiting request relays what it is loading, at least once a
-second. A cancelled request stops its run at the next iteration boundary; the run keeps its
-checkpoint and ``resume_run`` continues it.
+that has to wait says so in a progress notification. Waits on other machines (an LLM answer,
+images-API renders) free the lock meanwhile (:mod:`arpo.tools.waits`). While the background
+warm-up holds the lock (:class:`ModelLoading`), a waiting request relays what it is loading,
+at least once a second. A cancelled request stops its run at the next iteration boundary; the
+run keeps its checkpoint and ``resume_run`` continues it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from arpo.api.runs import best_scores
 from arpo.errors import ArpoError, RunCancelled
 from arpo.tools.toolbox import Toolbox
+from arpo.tools.waits import lets_go_while_waiting
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,7 @@ class Job:
         self.cancelled = threading.Event()
         self.events: queue.SimpleQueue[tuple[float, float | None, str]] = queue.SimpleQueue()
         self._waits = 0  # waiting notifications sent: their progress values rise below 1
+        self._held = False  # whether this request holds the lock now
 
     def progress(self, progress: float, total: float | None, message: str) -> None:
         self.events.put((progress, total, message))
@@ -167,14 +170,10 @@ class Job:
     @contextmanager
     def model(self) -> Iterator[None]:
         """Hold the model lock, telling the client while it waits: what the warm-up is
-        loading (at least every second), or that another request is running (once)."""
-        if self.loading is None:
-            if not self.lock.acquire(blocking=False):
-                self.tell(WAITING)
-                while not self.lock.acquire(timeout=0.1):
-                    self.check()
-        else:
-            self._wait_with_warm_up(self.loading)
+        loading (at least every second), or that another request is running (once). While
+        the work waits on another machine (an LLM answer, images-API renders:
+        :func:`arpo.tools.waits.waiting_on_service`) the lock is free for other requests."""
+        self._take()
         try:
             failure = self.loading.take_failure() if self.loading else None
             if failure is not None:
@@ -184,13 +183,37 @@ class Job:
                     f"loading the models at start failed ({failure_text(failure)}); trying again",
                 )
             self.check()
-            if self.toolbox is None:
-                yield
-            else:
-                with self.toolbox.listen(self.tell):
+            with lets_go_while_waiting(self._let_go):
+                if self.toolbox is None:
                     yield
+                else:
+                    with self.toolbox.listen(self.tell):
+                        yield
         finally:
-            self.lock.release()
+            if self._held:
+                self._held = False
+                self.lock.release()
+
+    def _take(self) -> None:
+        if self.loading is None:
+            if not self.lock.acquire(blocking=False):
+                self.tell(WAITING)
+                while not self.lock.acquire(timeout=0.1):
+                    self.check()
+        else:
+            self._wait_with_warm_up(self.loading)
+        self._held = True
+
+    @contextmanager
+    def _let_go(self) -> Iterator[None]:
+        """Free the lock for a wait on another machine; take it back after (a cancellation
+        while taking it back raises, the lock not held)."""
+        self._held = False
+        self.lock.release()
+        try:
+            yield
+        finally:
+            self._take()
 
     def _wait_with_warm_up(self, loading: ModelLoading) -> None:
         held, doing = loading.acquire()

@@ -35,6 +35,8 @@ def run_result(result: Result) -> CallToolResult:
         link(output.best_render_uri, "best render", "image/png"),
         link(run_uri(result.run_id), f"run {result.run_id}", "application/json"),
     ]
+    if output.next_step:
+        content.insert(1, TextContent(text=output.next_step))
     return CallToolResult(content=content, structured_content=output.model_dump(mode="json"))
 
 

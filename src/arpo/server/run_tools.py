@@ -16,6 +16,7 @@ from arpo.server.schemas import (
     MAX_ITERATIONS,
     Budget,
     ImageArg,
+    MaxCost,
     RunId,
     RunOutput,
     Seed,
@@ -32,7 +33,8 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
         description="Search for a short text-to-image prompt that recreates the image (ARPO "
         "loop: render, critique, propose, select). Takes seconds to minutes; reports progress "
         "after every iteration. Returns the best prompt, its CLIP scores, the run id (for "
-        "get_run / resume_run) and a preview: the reference beside the best render.",
+        "get_run / resume_run), what the renders cost (images API) and a preview: the "
+        "reference beside the best render.",
     )
     async def reverse_prompt(
         image: ImageArg,
@@ -76,6 +78,7 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
                 "next-best caption, up to this many times (0: never).",
             ),
         ] = None,
+        max_cost: MaxCost = None,
     ) -> Annotated[CallToolResult, RunOutput]:
         def work(job: Job) -> api.Result:
             picture = state.image(image)
@@ -97,6 +100,7 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
                     patience=patience,
                     budget=budget,
                     restarts=restarts,
+                    max_cost=max_cost,
                 )
 
         return run_result(await run_job(ctx, work, state.job()))
@@ -104,13 +108,26 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
     @server.tool(
         name="resume_run",
         title="Resume an interrupted run",
-        description="Continue a reverse-prompt run that was interrupted or cancelled, from its "
-        "last checkpoint (finished iterations are not redone), with the models that made it. "
-        "Same result as reverse_prompt.",
+        description="Continue a reverse-prompt run that was interrupted, cancelled or paused "
+        "by its max_cost, from its last checkpoint (finished iterations are not redone), with "
+        "the models that made it; a paused run goes on with a higher max_cost. Same result as "
+        "reverse_prompt.",
     )
-    async def resume_run(run_id: RunId, ctx: Context) -> Annotated[CallToolResult, RunOutput]:
+    async def resume_run(
+        run_id: RunId,
+        ctx: Context,
+        max_cost: Annotated[
+            MaxCost,
+            Field(description="A new cost limit in US dollars (default: the run's own)."),
+        ] = None,
+    ) -> Annotated[CallToolResult, RunOutput]:
         def work(job: Job) -> api.Result:
             with job.model():
-                return api.resume(run_id, toolbox=state.toolbox, on_progress=job.on_run_progress())
+                return api.resume(
+                    run_id,
+                    toolbox=state.toolbox,
+                    on_progress=job.on_run_progress(),
+                    max_cost=max_cost,
+                )
 
         return run_result(await run_job(ctx, work, state.job()))

@@ -46,6 +46,16 @@ Budget = Annotated[
         "free); the run stops before an iteration that could exceed it. Default: 32.",
     ),
 ]
+MaxCost = Annotated[
+    float | None,
+    Field(
+        gt=0,
+        allow_inf_nan=False,
+        description="US dollars the run's renders may cost (a renderer with a price per "
+        "image: the images API); the run pauses, resumable with resume_run and a higher "
+        "max_cost, before renders that would pass it. Default: no limit.",
+    ),
+]
 RunId = Annotated[str, Field(description="The run id (see list_runs).")]
 RunOrPrompt = Annotated[
     str, Field(description="A prompt, or the run id of a finished reverse_prompt run.")
@@ -81,12 +91,22 @@ class RunOutput(BaseModel):
     stop_reason: str | None
     renders_spent: int = Field(description="Renders the model really made (cache hits free).")
     budget: int | None = Field(description="The run's render budget; null: none.")
+    cost_usd: float | None = Field(
+        description="US dollars the renders cost (images API: renders x price per image); "
+        "null: the renderer has no price."
+    )
+    max_cost: float | None = Field(description="The run's cost limit in US dollars; null: none.")
     strategy: str
     best_render: str = Field(description="Artifact id of the best prompt's render.")
     best_render_uri: str
     reference: str = Field(description="Artifact id of the reference image.")
     run_uri: str
     run_dir: str
+    next_step: str | None = Field(
+        None,
+        description="What to do next, when the run did not end on its own: a run paused by "
+        "max_cost says how to resume it with a higher limit.",
+    )
 
     @classmethod
     def of(cls, result: Result) -> RunOutput:
@@ -96,7 +116,22 @@ class RunOutput(BaseModel):
             **shared,
             best_render_uri=artifact_uri(result.best_render_id),
             run_uri=run_uri(result.run_id),
+            next_step=next_step(result),
         )
+
+
+def next_step(result: Result) -> str | None:
+    """What a caller does next with ``result``: for a run paused by its cost limit, how to
+    resume it with a higher one; else None."""
+    if result.stop_reason != "max_cost":
+        return None
+    spent = f"${result.cost_usd:.2f}" if result.cost_usd is not None else "its renders"
+    limit = f"${result.max_cost:.2f}" if result.max_cost is not None else "its limit"
+    return (
+        f"paused by max_cost: {spent} spent of {limit}, and the next iteration could pass it. "
+        f"The best prompt so far is above; to go on, call resume_run with run_id "
+        f"'{result.run_id}' and a higher max_cost."
+    )
 
 
 class RenderedImage(BaseModel):

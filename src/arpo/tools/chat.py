@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from arpo.errors import LLMOutputError, LLMRequestError, LLMUnavailableError
+from arpo.tools.waits import waiting_on_service
 
 if TYPE_CHECKING:
     import openai
@@ -106,7 +107,8 @@ class StructuredChat:
         problem = ""
         for _attempt in range(2):
             try:
-                answer = self._invoke(schema, messages)
+                with waiting_on_service():  # the model lock is free while the LLM answers
+                    answer = self._invoke(schema, messages)
             except Exception as error:
                 transport = llm_error(error, self)
                 if transport is not None:

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 from arpo.errors import InvalidOptionError, RenderError
 from arpo.tools import registry
 from arpo.tools.families import FamilyProfile, TextEncoder, check_size
-from arpo.tools.t2i import RenderParams, RendersRefused
+from arpo.tools.t2i import RenderParams, RendersFailed, RendersRefused
 
 if TYPE_CHECKING:
     import httpx
@@ -177,6 +177,7 @@ class ImagesApiRenderer:
     :class:`arpo.tools.t2i.Renderer` (without seeds)."""
 
     seeded = False
+    remote = True  # a render is a wait on the service: the model lock is free meanwhile
 
     def __init__(
         self,
@@ -311,8 +312,10 @@ class ImagesApiRenderer:
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
     ) -> list[Image.Image]:
         """One image per prompt (seeds only count them), up to ``concurrency`` requests at a
-        time. A refused prompt raises :class:`RendersRefused` after the others finished; any
-        other failure stops the call with a :class:`RenderError`."""
+        time. A refused prompt raises :class:`RendersRefused` after the others finished. Any
+        other failure (a timeout, 5xx after the retries) sends no request not yet sent, waits
+        for those in flight, and raises :class:`RendersFailed` with the images that came back
+        (they are paid for: the render cache keeps them)."""
         if len(prompts) != len(seeds):
             raise ValueError("render needs one seed per prompt")
         self.check_params(params)
@@ -320,6 +323,7 @@ class ImagesApiRenderer:
             return []
         images: list[Any] = [None] * len(prompts)
         refused: dict[int, str] = {}
+        failure: BaseException | None = None
         workers = min(self.concurrency, len(prompts))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="arpo-images") as pool:
             futures = {pool.submit(self.render_one, p, params): i for i, p in enumerate(prompts)}
@@ -327,15 +331,21 @@ class ImagesApiRenderer:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for future in done:
+                    if future.cancelled():
+                        continue
                     error = future.exception()
                     if isinstance(error, ImageRefusedError):
                         refused[futures[future]] = str(error)
                     elif error is not None:
+                        failure = failure or error
                         for waiting in pending:
-                            waiting.cancel()
-                        raise error
+                            waiting.cancel()  # not sent yet: never sent
                     else:
                         images[futures[future]] = future.result()
+        if failure is not None and (refused or any(image is not None for image in images)):
+            raise RendersFailed(failure, images, refused) from failure
+        if failure is not None:
+            raise failure
         if refused:
             raise RendersRefused(refused, images=images)
         return images
@@ -486,17 +496,22 @@ def _check_images_ref(ref: str) -> None:
         )
 
 
+def images_api_key(settings: Settings) -> str | None:
+    """The images API's key: ARPO_T2I_API_KEY, else OPENAI_API_KEY, else None."""
+    import os
+
+    key = settings.t2i_api_key.get_secret_value() if settings.t2i_api_key else None
+    return key or os.environ.get("OPENAI_API_KEY") or None
+
+
 def build_images_renderer(
     ref: str, settings: Settings, profile: FamilyProfile | None = None
 ) -> ImagesApiRenderer:
     """The renderer ``ARPO_T2I_MODEL=openai-images:MODEL`` and the ARPO_T2I_* settings say."""
-    import os
-
     _check_images_ref(ref)
     model = images_model(ref) or ""
     base_url = settings.t2i_base_url or OPENAI_BASE_URL
-    key = settings.t2i_api_key.get_secret_value() if settings.t2i_api_key else None
-    key = key or os.environ.get("OPENAI_API_KEY")
+    key = images_api_key(settings)
     if not key and base_url.rstrip("/") == OPENAI_BASE_URL:
         raise InvalidOptionError(
             f"{ref} renders through OpenAI's images API, which needs a key: set "

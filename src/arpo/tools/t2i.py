@@ -12,6 +12,7 @@ retries, and at one image stops with the settings that help.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -42,6 +43,7 @@ from arpo.tools.pipelines import (
     names_component,
     place_pipeline,
 )
+from arpo.tools.waits import waiting_on_service
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -84,9 +86,10 @@ class Renderer(Protocol):
     A backend may also have ``profile`` (its :class:`~arpo.tools.families.FamilyProfile`),
     ``check_params(params)`` (refuse, before any render, what it cannot render),
     ``seeded = False`` (it takes no seed: a seed then only names a sample, and a new sample of
-    the same prompt differs), ``price_per_image(params)`` (US dollars per render, or None)
-    and ``reading(prompt)`` (what it takes from a prompt, comparable: equal readings draw
-    alike; remixes use it to say which edits it cannot show)."""
+    the same prompt differs), ``remote = True`` (it renders on another machine, so rendering
+    is a wait that holds no model lock), ``price_per_image(params)`` (US dollars per render,
+    or None) and ``reading(prompt)`` (what it takes from a prompt, comparable: equal readings
+    draw alike; remixes use it to say which edits it cannot show)."""
 
     name: str
 
@@ -301,8 +304,29 @@ class DiffusersRenderer:
     def render(
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
     ) -> list[Image.Image]:
+        """One image per (prompt, seed), ``batch_size`` at a time. A failure after some
+        batches were rendered raises :class:`RendersFailed` with those images."""
         self.check_params(params)
         images: list[Image.Image] = []
+        try:
+            self._render_batches(prompts, seeds, params, images)
+        except RendersFailed:
+            raise
+        except Exception as error:
+            if not images:
+                raise
+            made: list[Any] = [*images, *[None] * (len(prompts) - len(images))]
+            raise RendersFailed(error, made) from error
+        return images
+
+    def _render_batches(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        params: RenderParams,
+        images: list[Image.Image],
+    ) -> None:
+        """Render into ``images`` batch by batch, halving the batch on out of memory."""
         start = 0
         while start < len(prompts):
             size = self.batch_size
@@ -327,7 +351,6 @@ class DiffusersRenderer:
                 )
                 continue
             start += len(batch)
-        return images
 
     def _render_batch(
         self, prompts: list[str], seeds: Sequence[int], params: RenderParams
@@ -431,6 +454,31 @@ class RendersRefused(RenderError):
         self.spent = spent
 
 
+class RendersFailed(RenderError):
+    """A backend call failed after some of its renders were made (one request of a parallel
+    batch timed out or kept failing; a later diffusers batch failed). ``images`` holds the
+    renders made (None where not) and ``reasons`` any refusals, so the render cache stores
+    them before the error goes on; from :meth:`RenderCache.render_some`, ``spent`` counts
+    what the backend rendered. The message is the failure's own."""
+
+    def __init__(
+        self,
+        error: BaseException,
+        images: list[Any],
+        reasons: dict[int, str] | None = None,
+        spent: int = 0,
+    ) -> None:
+        made = sum(image is not None for image in images)
+        message = (
+            str(error) if isinstance(error, RenderError) else f"{type(error).__name__}: {error}"
+        )
+        super().__init__(f"{message} ({made} of {len(images)} renders were made and are kept)")
+        self.error = error
+        self.images = images
+        self.reasons = reasons or {}
+        self.spent = spent
+
+
 @dataclass(frozen=True)
 class RenderOutcome:
     """What :meth:`RenderCache.render_some` made: hashes (None where the backend refused),
@@ -454,6 +502,12 @@ class RenderCache:
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()
+
+    @property
+    def remote(self) -> bool:
+        """Whether the backend renders on another machine (an images API): its renders are
+        a wait, during which the model lock is free (:mod:`arpo.tools.waits`)."""
+        return bool(getattr(self.renderer, "remote", False))
 
     @property
     def seeded(self) -> bool:
@@ -519,7 +573,9 @@ class RenderCache:
         self, prompts: Sequence[str], seeds: Sequence[int], params: RenderParams
     ) -> RenderOutcome:
         """As :meth:`render_counted`, but a prompt the backend refuses gets None and its
-        reason instead of raising: the loop scores a refused candidate lowest."""
+        reason instead of raising: the loop scores a refused candidate lowest. A call that
+        fails partway (:class:`RendersFailed`) stores the renders it made first, then raises
+        with ``spent`` set: paid renders are never lost."""
         if len(prompts) != len(seeds):
             raise ValueError("render needs one seed per prompt")
         pairs = list(zip(prompts, seeds, strict=True))
@@ -534,7 +590,9 @@ class RenderCache:
         self.misses += len(missing)
         if not missing:
             return RenderOutcome(hashes, 0, refused)
-        with self._lock:  # one backend call at a time per device
+        failure: RendersFailed | None = None
+        waiting = waiting_on_service() if self.remote else contextlib.nullcontext()
+        with waiting, self._lock:  # one backend call at a time per device
             try:
                 images: list[Any] = self.renderer.render(
                     [prompts[i] for i in missing], [seeds[i] for i in missing], params
@@ -542,15 +600,21 @@ class RenderCache:
                 new_refusals: dict[int, str] = {}
             except RendersRefused as error:
                 images, new_refusals = error.images, error.reasons
+            except RendersFailed as error:  # keep what was made (and paid for), then fail
+                images, new_refusals, failure = error.images, error.reasons, error
         spent = 0
         for j, (i, image) in enumerate(zip(missing, images, strict=True)):
             key = self.key(prompts[i], seeds[i], params)
             if image is None:
-                refused[i] = new_refusals.get(j, "refused")
-                self.store.put_record(key, {"refused": refused[i]})
+                if failure is None or j in new_refusals:
+                    refused[i] = new_refusals.get(j, "refused")
+                    self.store.put_record(key, {"refused": refused[i]})
                 continue
             digest = self.store.put_image(image)
             self.store.put_record(key, {"image": digest})
             hashes[i] = digest
             spent += 1
+        if failure is not None:
+            failure.spent = spent
+            raise failure
         return RenderOutcome(hashes, spent, refused)
