@@ -58,6 +58,30 @@ def test_fusing_two_images_shows_progress_and_links_the_runs(arpo, tmp_path: Pat
     assert len(reports) == 2 and all(Path(r).is_file() for r in reports)
 
 
+def test_an_interrupted_fusion_says_how_to_go_on_without_searching_again(
+    arpo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the style image is reverse-prompted: continue that run, then fuse the
+    content image's finished run with it."""
+    (tmp_path / "a.png").write_bytes(b"")  # fuse's sources only need to look like images
+    (tmp_path / "b b.png").write_bytes(b"")
+
+    def interrupted_fuse(content, style, *, on_progress, **_):
+        for run_id in ("20261201-000000-aaaaaa", "20261201-000001-bbbbbb"):
+            on_progress(
+                {"event": "started", "run_id": run_id, "iterations": 2, "run_dir": str(tmp_path)}
+            )
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "fuse", interrupted_fuse)
+    result = arpo("fuse", "a.png", "b b.png")
+    assert result.exit_code == 130, result.output
+    assert (
+        "continue it with: arpo invert --resume 20261201-000001-bbbbbb; then fuse with: "
+        "arpo fuse 20261201-000000-aaaaaa 20261201-000001-bbbbbb"
+    ) in result.output
+
+
 def test_bad_input_exits_with_one_line(arpo) -> None:
     unknown = arpo("edit", A, "--set", "mood=gloomy")
     assert unknown.exit_code == 2 and "unknown prompt component 'mood'" in unknown.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -115,8 +116,8 @@ def fuse(
         for side, role in ((content_from, "content"), (style_from, "style"))
         if source_kind(side) == "image"
     ]
-    progress = _InversionProgress(images)
-    with errors(progress.runs.resume_hint), progress.runs if images else err.status("fusing..."):
+    progress = _InversionProgress(images, {"content": content_from, "style": style_from})
+    with errors(progress.resume_hint), progress.runs if images else err.status("fusing..."):
         remix = api.fuse(
             content_from,
             style_from,
@@ -133,11 +134,13 @@ class _InversionProgress:
     """The run display of ``arpo invert`` for each image a fusion reverse-prompts first,
     each announced with its role and place ("reverse-prompting the style image, 2 of 2")."""
 
-    def __init__(self, images: list[tuple[str, str]]) -> None:
+    def __init__(self, images: list[tuple[str, str]], sources: dict[str, str]) -> None:
         self.images, self.started, self.runs = images, 0, RunProgress()
+        self.sources = dict(sources)  # role -> what fuse was given, then the run made of it
 
     def update(self, event: dict[str, Any]) -> None:
-        if event.get("event") == "started" and self.started < len(self.images):
+        starting = event.get("event") == "started" and self.started < len(self.images)
+        if starting:
             role, given = self.images[self.started]
             self.started += 1
             self.runs.progress.console.print(
@@ -146,6 +149,19 @@ class _InversionProgress:
                 highlight=False,
             )
         self.runs.update(event)
+        if starting and self.runs.run_id is not None:
+            self.sources[self.images[self.started - 1][0]] = self.runs.run_id
+
+    def resume_hint(self) -> str | None:
+        """After an error or Ctrl-C in an inversion: continue that run, then fuse the runs
+        (a run id is a source), so nothing already found is searched for again."""
+        hint = self.runs.resume_hint()
+        if hint is None:
+            return None
+        again = (
+            f"arpo fuse {shlex.quote(self.sources['content'])} {shlex.quote(self.sources['style'])}"
+        )
+        return f"{hint}; then fuse with: {again}"
 
 
 @app.command()
