@@ -6,9 +6,9 @@ schema from ``typing.TypedDict``, and without one LangGraph Studio shows no inpu
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 
 class Scored(TypedDict):

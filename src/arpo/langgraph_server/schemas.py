@@ -7,10 +7,10 @@ from ``typing.TypedDict``, and LangGraph Studio draws its input form from that s
 from __future__ import annotations
 
 from dataclasses import field, fields, make_dataclass
-from typing import Annotated, Any, get_type_hints
+from typing import Annotated, Any, NotRequired, get_type_hints
 
 from pydantic import Field
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from arpo.graph.context import RunOptions
 
