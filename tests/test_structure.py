@@ -1,5 +1,5 @@
 """Dependencies point one way: tools <- graph <- api <- (server, cli, langgraph_server); demo
-tools and api, never the reverse.
+and bench build on tools and api, never the reverse.
 
 Every module under src/arpo is parsed and each static import (``import x``, ``from x import
 y``, relative ones, and those inside functions or under ``TYPE_CHECKING``) is checked against
