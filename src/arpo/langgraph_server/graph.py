@@ -91,8 +91,10 @@ def present(state: StudioState) -> dict[str, Any]:
     render alone (each within :data:`~arpo.tools.previews.PREVIEW_MAX_BYTES`)."""
     from arpo.tools.previews import side_by_side
 
-    store = api.get_toolbox().store
-    best, reference = store.get_image(state["best_render_id"]), store.get_image(state["reference"])
+    with for_the_client():
+        store = api.get_toolbox().store
+        best = store.get_image(state["best_render_id"])
+        reference = store.get_image(state["reference"])
     return {
         "previews": {
             "side_by_side": _data_url(side_by_side(reference, best)),
