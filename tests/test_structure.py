@@ -1,5 +1,5 @@
-"""Dependencies point one way: tools <- graph <- api <- (server, cli); demo and bench build on
-tools and api, never the reverse.
+"""Dependencies point one way: tools <- graph <- api <- (server, cli, langgraph_server); demo
+and bench build on tools and api, never the reverse.
 
 Every module under src/arpo is parsed and each static import (``import x``, ``from x import
 y``, relative ones, and those inside functions or under ``TYPE_CHECKING``) is checked against
@@ -45,6 +45,7 @@ MUST_NOT_IMPORT: dict[str, tuple[str, ...]] = {
 ONLY_IMPORTED_BY: dict[str, tuple[str, ...]] = {
     "arpo.cli": ("arpo.cli",),
     "arpo.server": ("arpo.server", "arpo.cli"),
+    "arpo.langgraph_server": ("arpo.langgraph_server",),  # a face: only langgraph.json uses it
 }
 # a rule may name a layer that spans several packages (none today)
 LAYERS: dict[str, tuple[str, ...]] = {}

@@ -1,7 +1,7 @@
 """The ARPO loop as a LangGraph state machine.
 
-``build_graph(toolbox, checkpointer=None)`` compiles it; ``arpo.graph.app:graph`` is a
-checkpointer-free instance over settings-built models for ``langgraph.json``. Importing the
+``build_graph(toolbox, checkpointer=None)`` compiles it (LangGraph Server runs it through
+:mod:`arpo.langgraph_server`, which takes an image rather than an artifact id). Importing the
 package (or :mod:`arpo.graph.context` for the run options) does not import LangGraph: a
 command says what it loads before that import.
 """

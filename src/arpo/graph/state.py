@@ -1,9 +1,14 @@
-"""Graph state: prompts, scores and artifact hashes only, so every checkpoint serializes."""
+"""Graph state: prompts, scores and artifact hashes only, so every checkpoint serializes.
+
+``TypedDict`` comes from ``typing_extensions``: on Python 3.11 pydantic cannot build a JSON
+schema from ``typing.TypedDict``, and without one LangGraph Studio shows no input form."""
 
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired
+
+from typing_extensions import TypedDict
 
 
 def highest(current: int, update: int) -> int:
