@@ -574,7 +574,7 @@ def invert_folder(
     )
     config = {
         "folder": str(root),
-        "models": toolbox.describe_models(),
+        "models": toolbox.model_identity(),
         "options": {k: v for k, v in options.items() if v is not None},
         "prompt": prompt,
         "recursive": recursive,
