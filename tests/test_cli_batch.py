@@ -92,3 +92,18 @@ def test_folder_options_with_one_image_are_refused(cli: Any, folder: Path) -> No
     result = cli("invert", folder / "scene-0.png", "--prefix", "sks, ", "--recursive")
     assert result.exit_code == 2
     assert "--recursive, --prefix only apply to a FOLDER" in result.output
+
+
+def test_ctrl_c_says_how_to_continue(
+    cli: Any, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from arpo.api import batch
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "invert_one", interrupted)
+    result = cli("invert", folder, *FAST)
+    assert result.exit_code == 130
+    assert "interrupted." in result.stderr
+    assert "run the same command again to continue it" in result.stderr

@@ -284,3 +284,31 @@ def test_a_rerun_with_other_run_options_is_refused(toolbox: Toolbox, folder: Pat
     api.invert_folder(folder, out_dir=out, toolbox=toolbox, **FAST)
     with pytest.raises(InvalidOptionError, match="give a new --out folder"):
         api.invert_folder(folder, out_dir=out, toolbox=toolbox, iterations=3, budget=4)
+
+
+def test_a_batch_killed_mid_run_continues_that_run(toolbox: Toolbox, folder: Path) -> None:
+    """What ``kill -9`` leaves: batch.json says the image's run is running, and the run's
+    record says running with the lease of a process that is gone."""
+    from arpo.api.records import RunRecords
+
+    def stop_in_a(event: dict[str, Any]) -> None:
+        if "iteration" in (event.get("run") or {}):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        api.invert_folder(folder, toolbox=toolbox, on_progress=stop_in_a, **FAST)
+    state_path = next(toolbox.settings.home.glob("batches/*/batch.json"))
+    state = json.loads(state_path.read_text())
+    (entry,) = state["images"]
+    entry["status"] = "running"
+    state_path.write_text(json.dumps(state))
+    records = RunRecords(toolbox.settings.runs_dir)
+    gone = {"pid": 2**22 + 12345, "host": "", "heartbeat": 0, "token": "dead"}
+    records.update(entry["run_id"], status="running", lease=gone)
+
+    summary = api.invert_folder(folder, toolbox=toolbox, **FAST)
+
+    (image,) = summary.images
+    assert image.status == "finished"
+    assert image.run_id == entry["run_id"]
+    assert run_records(toolbox) == [entry["run_id"]]
