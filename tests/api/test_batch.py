@@ -312,3 +312,14 @@ def test_a_batch_killed_mid_run_continues_that_run(toolbox: Toolbox, folder: Pat
     assert image.status == "finished"
     assert image.run_id == entry["run_id"]
     assert run_records(toolbox) == [entry["run_id"]]
+
+
+def test_an_output_folder_inside_the_image_folder_is_not_inverted(
+    toolbox: Toolbox, folder: Path
+) -> None:
+    out = folder / "captions-batch"
+    api.invert_folder(folder, out_dir=out, recursive=True, toolbox=toolbox, **FAST)
+    assert list((out / "thumbs").glob("*.png"))  # images of its own, in the folder
+    again = api.invert_folder(folder, out_dir=out, recursive=True, toolbox=toolbox, **FAST)
+    assert [image.name for image in again.images] == ["a.png", "sub/b.png"]
+    assert again.already_finished == 2
