@@ -289,19 +289,24 @@ class Batch:
     """A batch's state in ``OUT/batch.json``: its settings and every image's entry, saved
     after every change, so a batch stopped anywhere continues where it was."""
 
-    def __init__(self, folder: Path, out_dir: Path, config: dict[str, Any]) -> None:
+    def __init__(
+        self, folder: Path, out_dir: Path, config: dict[str, Any], overwrite: bool = False
+    ) -> None:
         self.folder = folder
         self.out_dir = out_dir
-        self.config = config
+        self.config = config  # folder, models, options, prompt, prefix, caption_extension
+        self.overwrite = overwrite  # replace caption files that were there before
         self.entries: dict[str, dict[str, Any]] = {}
         self.already_finished = 0
         self.started = time.perf_counter()
 
     @classmethod
-    def open(cls, folder: Path, out_dir: Path, config: dict[str, Any]) -> Batch:
+    def open(
+        cls, folder: Path, out_dir: Path, config: dict[str, Any], overwrite: bool = False
+    ) -> Batch:
         """The batch in ``out_dir``, or a new one; refuses one made over another folder or
         with other models or run options."""
-        batch = cls(folder, out_dir, config)
+        batch = cls(folder, out_dir, config, overwrite)
         path = out_dir / STATE_NAME
         if not path.is_file():
             return batch
@@ -321,11 +326,9 @@ class Batch:
         batch.entries = {entry["name"]: entry for entry in entries if "name" in entry}
         return batch
 
-    def plan(
-        self, found: list[Found], left_out: list[tuple[str, str]], overwrite: bool
-    ) -> list[Found]:
+    def plan(self, found: list[Found], left_out: list[tuple[str, str]]) -> list[Found]:
         """Which images to run: not those an earlier run finished, nor those with a caption
-        already (unless ``overwrite``). Left-out ones are recorded as skipped."""
+        already (unless :attr:`overwrite`). Left-out ones are recorded as skipped."""
         todo = []
         listed = {item.name for item in found} | {name for name, _ in left_out}
         self.entries = {name: e for name, e in self.entries.items() if name in listed}
@@ -337,7 +340,7 @@ class Batch:
                 self.already_finished += 1
                 continue
             caption = self._relative_caption(item)
-            if item.caption.exists() and not overwrite:
+            if item.caption.exists() and not self.overwrite:
                 self._set(item.name, status="skipped", caption=caption, error=_HAS_CAPTION)
                 continue
             self._set(item.name, status="pending", caption=caption, error=None)
@@ -345,8 +348,10 @@ class Batch:
         self.save()
         return todo
 
-    def job(self, item: Found, options: dict[str, Any], prompt: str | None) -> ImageJob:
+    def job(self, item: Found) -> ImageJob:
+        """``item``'s work, with the run an earlier try left (to continue it)."""
         run_id = self.entries.get(item.name, {}).get("run_id")
+        options, prompt = self.config["options"], self.config["prompt"]
         return ImageJob(item.name, item.path, self.folder, options, prompt, run_id)
 
     def started_run(self, name: str, run_id: str | None) -> None:
@@ -357,7 +362,7 @@ class Batch:
     def attempted(self, name: str) -> None:
         self._set(name, attempts=int(self.entries.get(name, {}).get("attempts", 0)) + 1)
 
-    def record(self, outcome: ImageOutcome, item: Found, prefix: str, overwrite: bool) -> str:
+    def record(self, outcome: ImageOutcome, item: Found) -> str:
         """Record ``outcome`` (a finished one's caption and thumbnail written first); the
         image's status."""
         fields: dict[str, Any] = {
@@ -368,14 +373,12 @@ class Batch:
         if outcome.run_id:
             fields["run_id"] = outcome.run_id
         if outcome.status == "finished":
-            fields.update(self._finished_fields(outcome, item, prefix, overwrite))
+            fields.update(self._finished_fields(outcome, item))
         self._set(outcome.name, **fields)
         self.save()
         return str(self.entries[outcome.name]["status"])
 
-    def _finished_fields(
-        self, outcome: ImageOutcome, item: Found, prefix: str, overwrite: bool
-    ) -> dict[str, Any]:
+    def _finished_fields(self, outcome: ImageOutcome, item: Found) -> dict[str, Any]:
         fields: dict[str, Any] = {
             "prompt": outcome.prompt,
             "objective": outcome.objective,
@@ -387,10 +390,11 @@ class Batch:
             thumb = Path("thumbs") / f"{_file_key(item.name)}.png"
             atomic_write(self.out_dir / thumb, outcome.thumbnail)
             fields["thumbnail"] = thumb.as_posix()
-        if item.caption.exists() and not overwrite:  # appeared while the image ran
+        if item.caption.exists() and not self.overwrite:  # appeared while the image ran
             return {**fields, "status": "skipped", "error": _HAS_CAPTION}
         try:
-            write_caption(item.caption, f"{prefix}{outcome.prompt or ''}", like=item.path)
+            text = f"{self.config['prefix']}{outcome.prompt or ''}"
+            write_caption(item.caption, text, like=item.path)
         except OSError as error:
             why = f"could not write its caption {item.caption}: {error}"
             return {**fields, "status": "failed", "error": why}
@@ -582,12 +586,12 @@ def invert_folder(
         "prefix": prefix,
     }
     with batch_lock(out):
-        batch = Batch.open(root, out, config)
+        batch = Batch.open(root, out, config, overwrite)
         excluded = tuple(p.resolve() for p in (out, settings.home))
         found, left_out = scan_folder(
             root, recursive=recursive, extension=extension, exclude=excluded
         )
-        todo = batch.plan(found, left_out, overwrite)
+        todo = batch.plan(found, left_out)
         total = len(found) + len(left_out)
         done = total - len(todo)
         _emit(
@@ -595,7 +599,7 @@ def invert_folder(
             {"event": "batch_started", "total": total, "done": done, "out_dir": str(out)},
         )
         try:
-            _run_jobs(batch, todo, toolbox, config, overwrite, on_progress, done, total)
+            run_in_process(batch, todo, toolbox, on_progress, done, total)
         except BaseException:
             batch.stopped()
             batch.write_outputs()
@@ -603,21 +607,24 @@ def invert_folder(
         return batch.write_outputs()
 
 
-def _run_jobs(
+def run_in_process(
     batch: Batch,
     todo: list[Found],
     toolbox: Toolbox,
-    config: dict[str, Any],
-    overwrite: bool,
     on_progress: ProgressCallback | None,
     done: int,
     total: int,
 ) -> None:
-    """Every job in this process, in order; a failed one goes once more to the end."""
+    """Every job of ``todo`` in this process, in order; a failed one goes once more to the
+    end of the queue. The contract for any backend: ``batch.job(item)`` is the work,
+    :func:`invert_one` does it (wherever it runs), ``batch.started_run`` records a run's id
+    as soon as its ``started`` event arrives, ``batch.attempted`` counts a try, and
+    ``batch.record(outcome, item)`` (in the driver, as outcomes arrive) writes the caption
+    and saves the state; ``image`` events carry ``done`` of ``total``."""
     queue = deque((item, 1) for item in todo)
     while queue:
         item, attempt = queue.popleft()
-        job = batch.job(item, config["options"], config["prompt"])
+        job = batch.job(item)
         batch.attempted(item.name)
 
         def on_run(event: dict[str, Any], name: str = item.name) -> None:
@@ -627,11 +634,11 @@ def _run_jobs(
 
         outcome = invert_one(job, toolbox, on_run)
         if outcome.status == "failed" and attempt < MAX_ATTEMPTS:
-            log.warning("%s failed (%s); it is retried at the end", item.name, outcome.error)
-            batch.record(replace(outcome, status="pending"), item, config["prefix"], overwrite)
+            log.info("%s failed (%s); it is retried at the end", item.name, outcome.error)
+            batch.record(replace(outcome, status="pending"), item)
             queue.append((item, attempt + 1))
             continue
-        status = batch.record(outcome, item, config["prefix"], overwrite)
+        status = batch.record(outcome, item)
         done += 1
         _emit(
             on_progress,
