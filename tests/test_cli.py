@@ -353,7 +353,7 @@ def test_help_names_arguments_and_values_as_words(bare_cli):
     score = bare_cli("score", "--help", env={"COLUMNS": "80"}).output
     assert "Usage: arpo score [OPTIONS] IMAGE PROMPTS..." in score
     invert = bare_cli("invert", "--help", env={"COLUMNS": "80"}).output
-    assert "Usage: arpo invert [OPTIONS] [IMAGE]" in invert
+    assert "Usage: arpo invert [OPTIONS] [IMAGE|FOLDER]" in invert
     assert "--resume" in invert and "RUN_ID" in invert and "--preset" in invert
     edit = bare_cli("edit", "--help", env={"COLUMNS": "80"}).output
     assert "COMPONENT=TEXT" in edit

@@ -25,6 +25,7 @@ from arpo.errors import (
 
 if TYPE_CHECKING:
     from arpo.api import (
+        BatchSummary,
         Diagnosis,
         Remix,
         Result,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
         fuse,
         generate,
         get_toolbox,
+        invert_folder,
         list_runs,
         resume,
         reverse_prompt,
@@ -77,6 +79,8 @@ _LAZY = {
     "collect_garbage": "arpo.api",
     "doctor": "arpo.api",
     "Diagnosis": "arpo.api",
+    "invert_folder": "arpo.api",
+    "BatchSummary": "arpo.api",
     "PromptParts": "arpo.remix",
     "RunOptions": "arpo.graph.context",
     "Toolbox": "arpo.tools.toolbox",
@@ -84,6 +88,7 @@ _LAZY = {
 
 __all__ = [
     "ArpoError",
+    "BatchSummary",
     "Diagnosis",
     "InvalidImageError",
     "InvalidOptionError",
@@ -114,6 +119,7 @@ __all__ = [
     "fuse",
     "generate",
     "get_toolbox",
+    "invert_folder",
     "list_runs",
     "resume",
     "reverse_prompt",

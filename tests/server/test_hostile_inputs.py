@@ -272,3 +272,41 @@ def test_serving_with_a_broad_root_reached_implicitly_is_refused(
     assert started.returncode != 0
     assert "error:" in started.stderr and "ARPO_ALLOWED_ROOTS" in started.stderr
     assert "Traceback" not in started.stderr
+
+
+def test_a_batch_over_a_folder_reads_only_its_own_images(tmp_path: Path, tiny_toolbox: Any) -> None:
+    """``arpo invert FOLDER`` goes through the same resolver, the folder as its only root: a
+    link out of it, a non-image named .png and a decompression bomb are listed as unreadable,
+    get no caption, and nothing from outside reaches the store."""
+    from arpo import api
+
+    folder, outside = tmp_path / "photos", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    Image.new("RGB", (64, 64), "red").save(folder / "good.png")
+    Image.new("RGB", (40, 40), (12, 34, 56)).save(outside / "secret.png")
+    (folder / "escape.png").symlink_to(outside / "secret.png")
+    (folder / "escape-dir").symlink_to(outside, target_is_directory=True)
+    (folder / "notes.png").write_text("not an image, though named like one")
+    (folder / "bomb.png").write_bytes(bomb_png())
+
+    summary = api.invert_folder(
+        folder, recursive=True, toolbox=tiny_toolbox, strategy="offline", iterations=1, budget=2
+    )
+
+    found = {image.name: image for image in summary.images}
+    assert set(found) == {"good.png", "escape.png", "notes.png", "bomb.png"}  # no escape-dir/
+    assert found["good.png"].status == "finished"
+    expected = {
+        "escape.png": "symbolic link",
+        "notes.png": "not a supported image format",
+        "bomb.png": "too large",
+    }
+    for name, words in expected.items():
+        assert found[name].status == "unreadable", name
+        assert words in (found[name].error or ""), found[name].error
+    assert sorted(p.name for p in folder.glob("*.txt")) == ["good.txt"]
+    assert not list(outside.glob("*.txt"))
+    stored = {p.stem for p in tiny_toolbox.store.artifacts()}
+    secret = hashlib.sha256(encode_png(load_image(outside / "secret.png"))).hexdigest()
+    assert secret not in stored

@@ -3,6 +3,8 @@
 One facade over modules by concept:
 
 - :mod:`~arpo.api.runs`: ``reverse_prompt``, ``resume`` (and the life of a run's record);
+- :mod:`~arpo.api.batch`: ``invert_folder``, a run per image of a folder and a caption file
+  beside each;
 - :mod:`~arpo.api.history`: ``list_runs``, ``run_details``, ``delete_run``, ``collect_garbage``;
 - :mod:`~arpo.api.rendering`: ``generate``, ``score``, ``caption``;
 - :mod:`~arpo.api.remix`: ``decompose``, ``compose``, ``edit_prompt``, ``fuse``, ``vary``;
@@ -17,11 +19,14 @@ this package imports no torch.
 
 from __future__ import annotations
 
+from arpo.api.batch import invert_folder
 from arpo.api.doctor import doctor
 from arpo.api.history import collect_garbage, delete_run, list_runs, run_details
 from arpo.api.remix import compose, decompose, edit_prompt, fuse, vary
 from arpo.api.rendering import caption, generate, score, unknown_words
 from arpo.api.results import (
+    BatchImage,
+    BatchSummary,
     Check,
     Collected,
     Deleted,
@@ -39,6 +44,8 @@ from arpo.api.runs import ProgressCallback, resume, reverse_prompt
 from arpo.api.toolboxes import get_toolbox, toolbox_for_run
 
 __all__ = [
+    "BatchImage",
+    "BatchSummary",
     "Check",
     "Collected",
     "Deleted",
@@ -62,6 +69,7 @@ __all__ = [
     "fuse",
     "generate",
     "get_toolbox",
+    "invert_folder",
     "list_runs",
     "resume",
     "reverse_prompt",

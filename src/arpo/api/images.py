@@ -8,6 +8,7 @@ arguments itself and hands the api decoded images, so no remote argument reaches
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,3 +22,16 @@ def read_image(image: Any, toolbox: Toolbox) -> Image.Image:
     from arpo.tools.sources import local_policy, resolve_image
 
     return resolve_image(image, local_policy(toolbox.settings), toolbox.store)
+
+
+def read_folder_image(path: Path, folder: Path, toolbox: Toolbox) -> Image.Image:
+    """The image file ``path`` found in a batch's ``folder``, as RGB: the same resolver with
+    the folder as its only root, so a symbolic link that leads out of the folder is refused
+    (and the file opened race-free), as are non-images, corrupt files and images over
+    ``ARPO_MAX_IMAGE_PIXELS``; URLs never apply."""
+    from arpo.tools.sources import SourcePolicy, resolve_image
+
+    policy = SourcePolicy(
+        roots=[folder], allow_urls=False, max_pixels=toolbox.settings.max_image_pixels
+    )
+    return resolve_image(path, policy, toolbox.store)

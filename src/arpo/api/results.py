@@ -4,7 +4,7 @@ are (``model_dump``), so no face serialises a result by hand."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -200,3 +200,53 @@ class Diagnosis(BaseModel):
     def ok(self) -> bool:
         """Whether everything a run needs is fine."""
         return all(check.ok for check in self.checks)
+
+
+BatchStatus = Literal["finished", "skipped", "failed", "unreadable", "interrupted", "pending"]
+
+
+class BatchImage(BaseModel):
+    """One image of a batch: what happened to it, and where its run and caption are."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(description="Its path inside the folder (with '/').")
+    status: BatchStatus = Field(
+        description="finished (run done, caption written), skipped (it has a caption already, "
+        "or shares one), failed (after one retry), unreadable (not a usable image), "
+        "interrupted (the batch stopped during it: a rerun continues its run), pending (not "
+        "reached)."
+    )
+    run_id: str | None = None
+    prompt: str | None = Field(None, description="The run's best prompt.")
+    objective: Objective | None = None
+    text_score: float | None = None
+    image_score: float | None = None
+    caption: Path | None = Field(None, description="The caption file beside the image.")
+    report: Path | None = Field(None, description="The run's report.html.")
+    attempts: int = Field(0, description="Runs started or continued for it, every batch run.")
+    error: str | None = None
+
+
+class BatchSummary(BaseModel):
+    """A batch over a folder: every image's outcome and the files written about them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    folder: Path
+    out_dir: Path = Field(description="batch.json, batch.csv, report.html and thumbnails.")
+    images: list[BatchImage] = Field(description="In the folder's order (sorted paths).")
+    already_finished: int = Field(
+        0, description="Images skipped because an earlier run of the batch finished them."
+    )
+    elapsed_s: float
+    batch_json: Path
+    batch_csv: Path
+    report: Path
+
+    def count(self, status: str) -> int:
+        """How many images ended with ``status``."""
+        return sum(1 for image in self.images if image.status == status)
+
+    def with_status(self, *statuses: str) -> list[BatchImage]:
+        return [image for image in self.images if image.status in statuses]

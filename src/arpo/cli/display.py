@@ -167,3 +167,70 @@ class RunProgress(LiveDisplay):
         if self.run_id is None:
             return None
         return f"The run is saved; continue it with: arpo invert --resume {self.run_id}"
+
+
+class BatchProgress(LiveDisplay):
+    """One bar over every image of a batch, with the time left, the image being run (its
+    iteration and best score) or the last image's outcome."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.table import Column
+
+        self.progress = Progress(
+            TextColumn("[bold]images", table_column=Column(no_wrap=True)),
+            MofNCompleteColumn(table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=20),
+            TimeElapsedColumn(table_column=Column(no_wrap=True)),
+            TextColumn("eta", table_column=Column(no_wrap=True)),
+            TimeRemainingColumn(table_column=Column(no_wrap=True)),
+            TextColumn(
+                "{task.fields[now]}",
+                table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"),
+            ),
+            console=err,
+            expand=True,
+        )
+        self.task: Any = None
+        self.out_dir: str | None = None
+
+    def update(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "batch_started":
+            self.out_dir = event["out_dir"]
+            self.task = self.progress.add_task(
+                "batch", total=event["total"], completed=event["done"], now=""
+            )
+            self.progress.console.print(f"batch -> {self.out_dir}", highlight=False, soft_wrap=True)
+        elif self.task is None:
+            return
+        elif kind == "run":
+            self.progress.update(self.task, now=_run_line(event["image"], event["run"]))
+        elif kind == "image":
+            line = f"{event['image']}: {event['status']}"
+            self.progress.update(self.task, completed=event["done"], now=line)
+
+    def resume_hint(self) -> str | None:
+        if self.out_dir is None:
+            return None
+        return (
+            f"The batch is saved in {self.out_dir}; run the same command again to continue it "
+            "(finished images are skipped, an interrupted run continues)."
+        )
+
+
+def _run_line(image: str, event: dict[str, Any]) -> str:
+    from arpo.api.runs import best_scores
+
+    if event.get("event") == "started":
+        return f"{image}: captioning..."
+    if "iteration" not in event:
+        return image
+    return f"{image}: iteration {event['iteration'] + 1}, best {best_scores(event)}"

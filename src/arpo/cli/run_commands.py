@@ -33,7 +33,12 @@ HEIGHT_HELP = "Render height (a multiple of the model family's; default: as for 
 @app.command()
 def invert(
     image: Annotated[
-        Path | None, typer.Argument(help="The reference image (PNG, JPEG, WebP...).")
+        Path | None,
+        typer.Argument(
+            metavar="IMAGE|FOLDER",
+            help="The reference image (PNG, JPEG, WebP...), or a folder of them: a run per "
+            "image and a caption file beside each (NAME.txt for NAME.png).",
+        ),
     ] = None,
     out_dir: Annotated[
         Path | None,
@@ -41,9 +46,34 @@ def invert(
             "--out",
             "-o",
             metavar="FOLDER",
-            help="Run folder, new or empty (default: a new one in ARPO_HOME/runs).",
+            help="Run folder, new or empty (default: a new one in ARPO_HOME/runs). For a "
+            "folder of images: the batch folder (batch.json, batch.csv, report.html; default "
+            "ARPO_HOME/batches/NAME-HASH); the same one again resumes.",
         ),
     ] = None,
+    recursive: Annotated[
+        bool,
+        typer.Option("--recursive", "-r", help="FOLDER: the images in its subfolders too."),
+    ] = False,
+    caption_extension: Annotated[
+        str,
+        typer.Option(
+            metavar="EXT", help="FOLDER: the caption files' extension (NAME.txt beside NAME.png)."
+        ),
+    ] = ".txt",
+    prefix: Annotated[
+        str,
+        typer.Option(
+            metavar="TEXT",
+            help="FOLDER: text before each caption, as written (a trigger word: 'sks, ').",
+        ),
+    ] = "",
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="FOLDER: replace caption files that exist (default: skip images that have one)."
+        ),
+    ] = False,
     resume_id: Annotated[
         str | None,
         typer.Option(
@@ -113,11 +143,48 @@ def invert(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Reverse-prompt IMAGE: search for a prompt that recreates it. Writes a run directory with
-    result.json, every render and report.html."""
+    result.json, every render and report.html. Given a FOLDER: a run per image, its best
+    prompt written beside it as a caption file (kohya-ss style); rerun to resume."""
     from arpo import api
 
     if (image is None) == (resume_id is None):
         raise typer.BadParameter("give an IMAGE to invert, or --resume RUN_ID (not both).")
+    options: dict[str, Any] = {
+        "strategy": strategy,
+        "iterations": iterations,
+        "candidates": candidates,
+        "seed": seed,
+        "images_per_prompt": images_per_prompt,
+        "steps": steps,
+        "guidance": guidance,
+        "width": width,
+        "height": height,
+        "negative_prompt": negative_prompt,
+        "target_score": target_score,
+        "patience": patience,
+        "time_budget_s": time_budget,
+        "budget": budget,
+        "rerank_top_k": rerank_top_k,
+        "restarts": restarts,
+        "max_cost": max_cost,
+    }
+    if image is not None and image.is_dir():
+        from arpo.cli.batch_command import invert_folder_command
+
+        invert_folder_command(
+            image,
+            out_dir=out_dir,
+            recursive=recursive,
+            caption_extension=caption_extension,
+            prefix=prefix,
+            overwrite=overwrite,
+            prompt=prompt,
+            preset=preset,
+            as_json=as_json,
+            options=options,
+        )
+        return
+    _refuse_folder_options(recursive, caption_extension, prefix, overwrite)
     toolbox = run_toolbox(preset) if resume_id else toolbox_for(preset)
     progress = RunProgress()
     with errors(progress.resume_hint), progress:
@@ -136,23 +203,7 @@ def invert(
                 out_dir=out_dir,
                 toolbox=toolbox,
                 on_progress=progress.update,
-                strategy=strategy,
-                iterations=iterations,
-                candidates=candidates,
-                seed=seed,
-                images_per_prompt=images_per_prompt,
-                steps=steps,
-                guidance=guidance,
-                width=width,
-                height=height,
-                negative_prompt=negative_prompt,
-                target_score=target_score,
-                patience=patience,
-                time_budget_s=time_budget,
-                budget=budget,
-                rerank_top_k=rerank_top_k,
-                restarts=restarts,
-                max_cost=max_cost,
+                **options,
             )
     if as_json:
         print_json(result.model_dump(mode="json", exclude={"history"}))
@@ -178,6 +229,26 @@ def invert(
     if not result.reproducible:
         say("renders are not reproducible: the text-to-image service takes no seed")
     say(f"report: {result.report}")
+
+
+def _refuse_folder_options(
+    recursive: bool, caption_extension: str, prefix: str, overwrite: bool
+) -> None:
+    given = [
+        name
+        for name, used in (
+            ("--recursive", recursive),
+            ("--caption-extension", caption_extension != ".txt"),
+            ("--prefix", bool(prefix)),
+            ("--overwrite", overwrite),
+        )
+        if used
+    ]
+    if given:
+        raise typer.BadParameter(
+            f"{', '.join(given)} only apply{'' if len(given) > 1 else 'ies'} to a FOLDER of "
+            "images; give a folder, or drop them."
+        )
 
 
 @app.command()
