@@ -174,3 +174,20 @@ def test_artifact_previews_names_a_bad_id(toolbox: Toolbox) -> None:
 
     result = anyio.run(main)
     assert result.is_error and "'nope' is not an artifact id" in result.content[0].text
+
+
+def test_turned_off_no_client_sees_the_view(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    toolbox = Toolbox(Settings(home=home, preset="demo", app_view=False))
+
+    async def main() -> tuple[Any, dict[str, Any], CallToolResult]:
+        async with connect(toolbox, apps=True) as client:
+            tools = {tool.name: tool.meta for tool in (await client.list_tools()).tools}
+            refused = await client.call_tool("run_view", {})
+            return client.server_capabilities.extensions, tools, refused
+
+    extensions, tools, refused = anyio.run(main)
+    assert not extensions and not APP_ONLY_TOOLS & set(tools)
+    assert all(meta is None for meta in tools.values())
+    assert refused.is_error and "Unknown tool: run_view" in refused.content[0].text

@@ -61,7 +61,7 @@ def build_server(
         version=_version(),
         log_level="WARNING",
         extensions=[build_apps(state)],  # the interactive view, for clients that negotiate it
-        middleware=[AppsNegotiation()],
+        middleware=[AppsNegotiation(enabled=toolbox.settings.app_view)],
     )
     add_run_tools(server, state)
     add_image_tools(server, state)

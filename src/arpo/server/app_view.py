@@ -97,7 +97,7 @@ def build_apps(state: ServerState) -> Apps:
             str | None, Field(description="Run id (default: the running one).")
         ] = None,
     ) -> RunView:
-        _refuse_unless_negotiated(ctx, RUN_VIEW_TOOL)
+        _refuse_unless_negotiated(ctx, state, RUN_VIEW_TOOL)
 
         def work(job: Job) -> RunView:
             chosen = run_id or _running_run_id(state)
@@ -122,7 +122,7 @@ def build_apps(state: ServerState) -> Apps:
             list[str], Field(max_length=MAX_PREVIEWS, description="Artifact ids (64 hex).")
         ],
     ) -> Previews:
-        _refuse_unless_negotiated(ctx, PREVIEWS_TOOL)
+        _refuse_unless_negotiated(ctx, state, PREVIEWS_TOOL)
 
         def work(job: Job) -> Previews:
             return Previews(images=_thumbnails(state, artifact_ids))
@@ -132,10 +132,10 @@ def build_apps(state: ServerState) -> Apps:
     return apps
 
 
-def _refuse_unless_negotiated(ctx: Context, name: str) -> None:
+def _refuse_unless_negotiated(ctx: Context, state: ServerState, name: str) -> None:
     """An app-only tool is unknown to a client without the extension (as it is to its
-    ``tools/list``)."""
-    if not client_supports_apps(ctx):
+    ``tools/list``), and to every client with the view turned off."""
+    if not (state.settings.app_view and client_supports_apps(ctx)):
         raise ToolError(f"Unknown tool: {name}")
 
 
@@ -170,7 +170,11 @@ def negotiates_apps(capabilities: Mapping[str, Any] | None) -> bool:
 
 class AppsNegotiation:
     """Server middleware: a client that did not negotiate MCP Apps gets the server as it is
-    without them (see the module's docstring)."""
+    without them (see the module's docstring); with ``enabled`` false (``ARPO_APP_VIEW``),
+    every client does."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -178,10 +182,10 @@ class AppsNegotiation:
         if ctx.method == "initialize":
             params = ctx.params or {}
             result = await call_next(ctx)
-            if negotiates_apps(params.get("capabilities")):
+            if self.enabled and negotiates_apps(params.get("capabilities")):
                 return _with_extension(result)
             return _without_extension(result)
-        if ctx.request_id is None or _supports_apps(ctx):
+        if ctx.request_id is None or (self.enabled and _supports_apps(ctx)):
             return await call_next(ctx)
         result = await call_next(ctx)
         if ctx.method == "tools/list":
