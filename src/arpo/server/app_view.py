@@ -140,7 +140,7 @@ def _refuse_unless_negotiated(ctx: Context, state: ServerState, name: str) -> No
 
 
 def _running_run_id(state: ServerState) -> str | None:
-    """The newest run in progress: runs hold the model lock, so there is at most one here."""
+    """The newest run in progress (runs queue on the model lock: usually the only one)."""
     for brief in api.list_runs(5, settings=state.settings).runs:
         if brief.status == "running":
             return brief.run_id
