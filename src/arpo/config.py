@@ -213,6 +213,11 @@ class Settings(BaseSettings):
     allow_urls: bool = Field(
         False, description="Let the MCP server fetch http(s) image URLs (public addresses only)."
     )
+    app_view: bool = Field(
+        True,
+        description="Offer the MCP server's interactive view (MCP Apps, ui://arpo/run) to "
+        "clients that negotiate it; false: no client sees it.",
+    )
     auth_token: SecretStr | None = Field(
         None,
         description="Bearer token the MCP server's HTTP transport requires; needed to bind an "

@@ -11,6 +11,7 @@ imports no torch. One module per concept:
 - ``state``: the Toolbox and the confined image policy the tools share;
 - ``run_tools``, ``image_tools``, ``history_tools``, ``remix_tools``: the tool groups;
 - ``resources``: ``arpo://artifacts/...`` and ``arpo://runs/...``;
+- ``app_view``: the interactive view (MCP Apps, ``ui://arpo/run``) for clients that negotiate it;
 - ``results``: tool results with previews and links;    ``http``: transport and bearer auth.
 """
 

@@ -13,6 +13,7 @@ from mcp.server.mcpserver import MCPServer
 
 from arpo import api
 from arpo.config import Settings
+from arpo.server.app_view import AppsNegotiation, build_apps
 from arpo.server.history_tools import add_history_tools
 from arpo.server.image_tools import add_image_tools
 from arpo.server.jobs import ModelLoading, model_loading
@@ -59,6 +60,8 @@ def build_server(
         instructions=INSTRUCTIONS,
         version=_version(),
         log_level="WARNING",
+        extensions=[build_apps(state)],  # the interactive view, for clients that negotiate it
+        middleware=[AppsNegotiation(enabled=toolbox.settings.app_view)],
     )
     add_run_tools(server, state)
     add_image_tools(server, state)

@@ -8,6 +8,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from arpo import api
+from arpo.server.app_view import ui_meta
 from arpo.server.jobs import Job, run_job
 from arpo.server.schemas import RunBriefOutput, RunDetailsOutput, RunId, RunListOutput
 from arpo.server.state import ServerState
@@ -16,6 +17,7 @@ from arpo.server.state import ServerState
 def add_history_tools(server: MCPServer, state: ServerState) -> None:
     @server.tool(
         name="get_run",
+        meta=ui_meta(),
         title="Show a run",
         description="A run's status, options, models, best prompt and every step (prompt, "
         "scores, render as an arpo://artifacts/... resource), and whether resume_run can "

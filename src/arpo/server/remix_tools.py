@@ -10,6 +10,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from arpo import api
+from arpo.server.app_view import ui_meta
 from arpo.server.jobs import Job, run_job
 from arpo.server.results import generate_result, remix_result
 from arpo.server.schemas import (
@@ -69,6 +70,7 @@ def add_remix_tools(server: MCPServer, state: ServerState) -> None:
 
     @server.tool(
         name="edit_prompt",
+        meta=ui_meta(),
         title="Edit a prompt and render it",
         description="Change components of a prompt (or of a finished run's best prompt) and "
         "render the result with the original's seed, so the change is visible by itself. "
@@ -100,6 +102,7 @@ def add_remix_tools(server: MCPServer, state: ServerState) -> None:
 
     @server.tool(
         name="fuse_images",
+        meta=ui_meta(),
         title="Content of one, style of another",
         description="Take the content (subject, setting, composition) of one source and the "
         "style (medium, style, lighting, palette) of another, and render it. Each source is "
@@ -130,6 +133,7 @@ def add_remix_tools(server: MCPServer, state: ServerState) -> None:
 
     @server.tool(
         name="vary",
+        meta=ui_meta(),
         title="Render variations",
         description="Render a prompt (or a finished run's best prompt) with several seeds in "
         "one batch. Returns previews and arpo://artifacts/... links.",

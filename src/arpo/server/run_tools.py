@@ -9,6 +9,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from arpo import api
+from arpo.server.app_view import ui_meta
 from arpo.server.jobs import Job, run_job
 from arpo.server.results import run_result
 from arpo.server.schemas import (
@@ -29,6 +30,7 @@ from arpo.server.state import ServerState
 def add_run_tools(server: MCPServer, state: ServerState) -> None:
     @server.tool(
         name="reverse_prompt",
+        meta=ui_meta(),
         title="Reverse-prompt an image",
         description="Search for a short text-to-image prompt that recreates the image (ARPO "
         "loop: render, critique, propose, select). Takes seconds to minutes; reports progress "
@@ -107,6 +109,7 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
 
     @server.tool(
         name="resume_run",
+        meta=ui_meta(),
         title="Resume an interrupted run",
         description="Continue a reverse-prompt run that was interrupted, cancelled or paused "
         "by its max_cost, from its last checkpoint (finished iterations are not redone), with "
