@@ -111,6 +111,27 @@ def test_an_interrupted_training_resumes_to_the_same_weights(
     assert all(bool((whole[k] == resumed[k]).all()) for k in whole)
 
 
+def test_a_training_stopped_early_saves_there_and_a_later_run_goes_on(
+    tiny_arch: Path, tmp_path: Path
+) -> None:
+    """``until`` stops on the full schedule: the model saved at step 3 of 4 is not a 3-step
+    training, and going on from it gives the full run's weights."""
+    training.train(tmp_path / "whole", arch=tiny_arch, work=tmp_path / "w1", **RECIPE)
+    early = training.train(tmp_path / "early", arch=tiny_arch, work=tmp_path / "w2", until=3,
+                           **RECIPE)  # fmt: skip
+    assert early["until"] == 3 and early["steps"] == 4
+    short = training.train(tmp_path / "short", arch=tiny_arch, work=tmp_path / "w3",
+                           **{**RECIPE, "steps": 3})  # fmt: skip
+    stopped = load_file(str(tmp_path / "early" / "model.safetensors"))
+    three = load_file(str(tmp_path / "short" / "model.safetensors"))
+    assert any(bool((stopped[k] != three[k]).any()) for k in stopped)  # another schedule
+    training.train(tmp_path / "rest", arch=tiny_arch, work=tmp_path / "w2", **RECIPE)
+    whole = load_file(str(tmp_path / "whole" / "model.safetensors"))
+    rest = load_file(str(tmp_path / "rest" / "model.safetensors"))
+    assert all(bool((whole[k] == rest[k]).all()) for k in whole)
+    assert short["until"] == 3
+
+
 def test_a_checkpoint_of_another_recipe_is_refused(tiny_arch: Path, tmp_path: Path) -> None:
     training.train(tmp_path / "a", arch=tiny_arch, work=tmp_path / "w", checkpoint_every=2,
                    **{**RECIPE, "steps": 3})  # fmt: skip

@@ -437,8 +437,10 @@ def training_parser(
     batch: int,
     pool: int,
     eval_every: int,
+    stops_early: bool = False,
 ) -> argparse.ArgumentParser:
-    """The command line both demo trainers share (the CLIPs' and the captioner's)."""
+    """The command line both demo trainers share (the CLIPs' and the captioner's); with
+    ``stops_early``, ``--until`` too (a trainer whose ``train`` takes ``until``)."""
     parser = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -458,6 +460,13 @@ def training_parser(
         "--eval-every", type=int, default=eval_every, help="held-out check every N steps"
     )
     parser.add_argument("--evaluate-only", action="store_true", help="only report held-out metrics")
+    if stops_early:
+        parser.add_argument(
+            "--until",
+            type=int,
+            help="stop after this many steps of the --steps schedule and save the model there "
+            "(the schedule, and so every step before, is the full run's)",
+        )
     return parser
 
 
@@ -490,6 +499,7 @@ def run_training(
         work=args.work,
         eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every,
+        **({"until": args.until} if getattr(args, "until", None) else {}),
     )
     print(json.dumps(report, indent=2))
 

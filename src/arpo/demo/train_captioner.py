@@ -1,6 +1,6 @@
 """Train the demo world's captioner: renders in, true prompts out.
 
-    python -m arpo.demo.train_captioner --out src/arpo/demo/captioner     # the shipped one
+    python -m arpo.demo.train_captioner --out src/arpo/demo/captioner --until 4500  # shipped
     python -m arpo.demo.train_captioner --out /tmp/cap --steps 300 --pool 20000  # quick
 
 The model is a plain transformers ``VisionEncoderDecoderModel`` (the architecture, as data, is
@@ -115,7 +115,11 @@ def train(
     checkpoint_every: int = 100,
     eval_every: int = 0,
     evaluate_scenes: int = 300,
+    until: int | None = None,
 ) -> dict[str, Any]:
+    """Train a captioner to ``out`` on the ``steps``-step schedule; with ``until``, stop and
+    save after that many of its steps (the checkpoints are the full run's, so a later
+    ``until`` or none goes on from them)."""
     import torch
 
     started = time.time()
@@ -155,8 +159,9 @@ def train(
     def elapsed() -> float:
         return spent + time.time() - resumed_at
 
+    last = steps if until is None else min(until, steps)
     model.train()
-    for step in range(first, steps):
+    for step in range(first, last):
         index = rng.sample(range(pool_size), batch)
         images = torch.from_numpy(pixels[index]).permute(0, 3, 1, 2).float().div(255)
         loss = model(
@@ -169,16 +174,18 @@ def train(
         optimizer.step()
         schedule.step()
         done = step + 1
-        if step % 50 == 0 or done == steps:
+        if step % 50 == 0 or done == last:
             log.info("step %d/%d loss %.3f (%.0f s)", done, steps, loss.item(), elapsed())
         if done % checkpoint_every == 0 and done < steps:
             checkpoint.save_training(model, optimizer, schedule, rng, done, elapsed())
-        if eval_every and done % eval_every == 0 and done < steps:
+        if eval_every and done % eval_every == 0 and done < last:
             model.eval()
             quick = caption_accuracy(_InTraining(model, processor), scenes=100)
             log.info("  held-out check: %s", quick)
             model.train()
 
+    if last < steps and last % checkpoint_every:  # so a later run goes on from here
+        checkpoint.save_training(model, optimizer, schedule, rng, last, elapsed())
     model.eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
@@ -188,6 +195,7 @@ def train(
         "scenes": namespace,
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps": steps,
+        "until": last,
         "batch": batch,
         "pool": pool_size,
         "lr": lr,
@@ -272,10 +280,11 @@ def main() -> None:
         __doc__,
         arch="captioner",
         arch_help="captioner, or the path of an architecture JSON",
-        steps=3000,
+        steps=8000,
         batch=96,
         pool=60_000,
         eval_every=500,
+        stops_early=True,
     )
     run_training(parser.parse_args(), train, evaluate_folder, log)
 
