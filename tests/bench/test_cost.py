@@ -34,3 +34,10 @@ def test_metered_toolbox_counts_real_renders_and_times_scoring(demo_toolbox: Too
     other = StageMeter()
     metered_toolbox(demo_toolbox, other).renderer.render(["a red circle"], [0], params)
     assert other.renders == 1
+
+
+def test_a_metered_toolbox_shares_the_loaded_captioner(demo_toolbox: Toolbox) -> None:
+    """Each bench task gets a metered toolbox: the captioner is loaded once, not per task."""
+    assert demo_toolbox.captioner is not None
+    metered = metered_toolbox(demo_toolbox, StageMeter())
+    assert metered.captioner is demo_toolbox.captioner

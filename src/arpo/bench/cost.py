@@ -141,6 +141,7 @@ def metered_toolbox(base: Toolbox, meter: StageMeter) -> Toolbox:
         renderer=MeteredRenderer(base.backend, meter),  # type: ignore[arg-type]
         scorer=MeteredScorer(base.scorer, meter),  # type: ignore[arg-type]
         chat=MeteredChat(chat, meter) if chat is not None else None,  # type: ignore[arg-type]
+        captioner=base.captioner if base.captioner_configured else None,  # loaded once
         vocabulary=base.vocabulary,
         store=base.store,
     )
