@@ -1,0 +1,216 @@
+"""``run_on_ray``: demo-preset inversions on two Ray workers on a local Ray instance (loopback,
+2 CPUs); a worker killed mid-job loses only that job, which another worker redoes.
+
+Needs the ``ray`` extra (``pip install -e '.[dev]'`` brings it); the Ray tests are skipped
+without it, the missing-Ray message is checked either way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+import arpo
+from arpo.api.ray_pool import (
+    RayUnavailableError,
+    WorkersLostError,
+    run_on_ray,
+)
+from arpo.config import Settings
+from arpo.tools.toolbox import Toolbox
+
+SCENES = 4
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """One demo scene to invert; ``die`` makes its worker's process exit mid-job: on the
+    first attempt only ("once", remembered by a marker file holding the dead pid), or on
+    every attempt ("always")."""
+
+    name: str
+    path: str
+    die: Literal["never", "once", "always"] = "never"
+    marker: str = ""
+
+
+@dataclass(frozen=True)
+class SceneResult:
+    name: str
+    prompt: str
+    text_score: float
+    run_id: str
+    pid: int
+
+
+def invert_scene(job: SceneJob, toolbox: Toolbox) -> SceneResult:
+    """The work: a small real inversion (2 iterations) on the worker's own models."""
+    from arpo.api import reverse_prompt
+
+    if job.die == "always" or (job.die == "once" and not Path(job.marker).exists()):
+        Path(job.marker).write_text(str(os.getpid()))
+        time.sleep(0.5)  # mid-job: the answer to the job before has long reached the driver
+        os._exit(1)  # the worker's process dies, as a killed one does
+    result = reverse_prompt(job.path, toolbox=toolbox, iterations=2)
+    return SceneResult(
+        job.name, result.best_prompt, result.best_text_score, result.run_id, os.getpid()
+    )
+
+
+def fails(job: SceneJob, toolbox: Toolbox) -> None:
+    raise ValueError(f"no luck with {job.name}")
+
+
+@pytest.fixture(scope="module")
+def ray_instance() -> Iterator[Any]:
+    """A local Ray instance on loopback with 2 CPUs, whose workers import this checkout's
+    arpo and this test module (the work functions live here)."""
+    ray = pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[ray]'")
+    paths = [str(Path(arpo.__file__).parents[1]), str(Path(__file__).parent)]
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [*paths, before]))
+    ray.init(num_cpus=2, include_dashboard=False, address="local", log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The first held-out demo scenes (the bench's demo:N) as PNG files."""
+    from arpo.bench.dataset import demo_dataset
+
+    folder = tmp_path_factory.mktemp("scenes")
+    paths = []
+    for image in demo_dataset(f"demo:{SCENES}").images:
+        image.load().save(folder / f"{image.name}.png")
+        paths.append(folder / f"{image.name}.png")
+    return paths
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", preset="demo")
+
+
+def jobs_for(scenes: list[Path], tmp_path: Path, **dying: str) -> list[SceneJob]:
+    marker = str(tmp_path / "died.pid")
+    return [
+        SceneJob(path.stem, str(path), dying.get(path.stem, "never"), marker) for path in scenes
+    ]
+
+
+def test_every_job_gets_one_result_across_two_workers(ray_instance, scenes, settings, tmp_path):
+    results: list[SceneResult] = []
+    summary = run_on_ray(
+        jobs_for(scenes, tmp_path),
+        invert_scene,
+        lambda job, result: results.append(result),
+        settings=settings,
+        workers=2,
+    )
+    assert Counter(r.name for r in results) == Counter(p.stem for p in scenes)
+    assert all(r.prompt and r.text_score > 0 for r in results)
+    assert summary.results == SCENES and summary.deaths == 0 and not summary.lost
+    assert len({w.pid for w in summary.workers}) == 2  # two processes, each its own models
+    assert all(w.threads == 1 and w.device == "cpu" for w in summary.workers)  # one CPU each
+    assert {r.pid for r in results} <= {w.pid for w in summary.workers}
+    assert os.getpid() not in {r.pid for r in results}  # none of the work ran in the driver
+    runs = sorted(p.name for p in (settings.home / "runs").iterdir())
+    assert runs == sorted(r.run_id for r in results)  # a normal run each, in the shared home
+
+
+def test_a_killed_worker_loses_only_its_job_which_another_redoes(
+    ray_instance, scenes, settings, tmp_path
+):
+    victim = scenes[1].stem
+    results: list[SceneResult] = []
+    summary = run_on_ray(
+        jobs_for(scenes, tmp_path, **{victim: "once"}),
+        invert_scene,
+        lambda job, result: results.append(result),
+        settings=settings,
+        workers=2,
+    )
+    assert Counter(r.name for r in results) == Counter(p.stem for p in scenes)  # one each
+    assert summary.deaths == 1 and [job.name for job in summary.redone] == [victim]
+    dead_pid = int((tmp_path / "died.pid").read_text())
+    redone = next(r for r in results if r.name == victim)
+    assert redone.pid != dead_pid  # another worker did it
+    assert not summary.lost
+
+
+def test_a_job_that_kills_every_worker_is_given_up_and_the_rest_done(
+    ray_instance, scenes, settings, tmp_path
+):
+    poison = scenes[0].stem
+    results: list[SceneResult] = []
+    lost: list[tuple[str, str]] = []
+    summary = run_on_ray(
+        jobs_for(scenes[:3], tmp_path, **{poison: "always"}),
+        invert_scene,
+        lambda job, result: results.append(result),
+        settings=settings,
+        workers=2,
+        max_attempts=2,
+        on_lost=lambda job, why: lost.append((job.name, why)),
+    )
+    assert sorted(r.name for r in results) == sorted(p.stem for p in scenes[1:3])
+    assert lost == [(poison, "its worker died 2 times running it")]
+    assert summary.deaths == 2 and [job.name for job in summary.redone] == [poison]
+
+
+def test_with_no_worker_left_the_jobs_not_done_are_raised_after_the_rest(
+    ray_instance, scenes, settings, tmp_path
+):
+    results: list[SceneResult] = []
+    first, second, third = (p.stem for p in scenes[:3])
+    with pytest.raises(WorkersLostError, match=r"2 job\(s\) were given up") as raised:
+        run_on_ray(
+            jobs_for(scenes[:3], tmp_path, **{second: "always"}),
+            invert_scene,
+            lambda job, result: results.append(result),
+            settings=settings,
+            workers=1,
+            max_in_flight=1,
+            max_restarts=0,
+        )
+    assert [r.name for r in results] == [first]
+    assert [job.name for job in raised.value.lost] == [second, third]
+    assert "no Ray worker was left" in str(raised.value)
+
+
+def test_an_error_raised_by_the_work_is_raised_in_the_driver(
+    ray_instance, scenes, settings, tmp_path
+):
+    with pytest.raises(ValueError, match=f"no luck with {scenes[0].stem}"):
+        run_on_ray(jobs_for(scenes[:1], tmp_path), fails, print, settings=settings, workers=1)
+
+
+def test_workers_that_do_not_fit_the_cluster_are_refused(ray_instance, settings):
+    with pytest.raises(RayUnavailableError, match=r"3 workers with 1 CPUs .* \(2 CPUs, 0 GPUs\)"):
+        run_on_ray([], fails, print, settings=settings, workers=3)
+
+
+def test_bad_numbers_name_the_value(settings):
+    with pytest.raises(ValueError, match="workers=0: give at least 1"):
+        run_on_ray([], fails, print, settings=settings, workers=0)
+
+
+def test_without_ray_the_error_says_how_to_install_it(monkeypatch, settings):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails, as when not installed
+    with pytest.raises(RayUnavailableError, match=r"pip install 'arpo\[ray\]'"):
+        run_on_ray([], fails, print, settings=settings)
