@@ -21,7 +21,9 @@ import pytest
 import arpo
 from arpo.api.ray_pool import (
     RayUnavailableError,
+    WorkerPlan,
     WorkersLostError,
+    plan_workers,
     run_on_ray,
 )
 from arpo.config import Settings
@@ -203,6 +205,35 @@ def test_an_error_raised_by_the_work_is_raised_in_the_driver(
 def test_workers_that_do_not_fit_the_cluster_are_refused(ray_instance, settings):
     with pytest.raises(RayUnavailableError, match=r"3 workers with 1 CPUs .* \(2 CPUs, 0 GPUs\)"):
         run_on_ray([], fails, print, settings=settings, workers=3)
+
+
+class FakeCluster:
+    """What plan_workers reads from ray: the cluster's resources."""
+
+    def __init__(self, cpus: int, gpus: int = 0) -> None:
+        self.resources = {"CPU": float(cpus), **({"GPU": float(gpus)} if gpus else {})}
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+
+@pytest.mark.parametrize(
+    ("cpus", "gpus", "workers", "cpus_each", "expected"),
+    [
+        (64, 4, None, 1, WorkerPlan(4, 1.0, 1.0)),  # one actor per GPU
+        (64, 4, 8, 1, WorkerPlan(8, 1.0, 0.5)),  # two per GPU
+        (64, 3, 4, 1, WorkerPlan(4, 1.0, 0.5)),  # up to two per GPU: all four fit
+        (16, 0, None, 4, WorkerPlan(4, 4.0, 0.0)),  # no GPU: one per CPU share
+        (2, 0, 2, 1, WorkerPlan(2, 1.0, 0.0)),
+    ],
+)
+def test_the_plan_puts_one_actor_per_gpu_or_shares(cpus, gpus, workers, cpus_each, expected):
+    assert plan_workers(FakeCluster(cpus, gpus), workers, cpus_each, None) == expected
+
+
+def test_a_plan_the_cluster_cannot_hold_is_refused_with_the_numbers():
+    with pytest.raises(RayUnavailableError, match=r"2 workers with 1 CPUs and 1 GPUs each"):
+        plan_workers(FakeCluster(8, 1), 2, 1, 1.0)
 
 
 def test_bad_numbers_name_the_value(settings):

@@ -152,7 +152,9 @@ class _Slot:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class WorkerPlan:
+    """How many actors, and the CPUs and GPUs (a share, when below 1) each reserves."""
+
     workers: int
     cpus: float
     gpus: float
@@ -199,7 +201,7 @@ def run_on_ray(
     settings = settings or Settings()
     started_here = _connect(ray, address or settings.ray_address)
     try:
-        plan = _plan(ray, workers, cpus_per_worker, gpus_per_worker)
+        plan = plan_workers(ray, workers, cpus_per_worker, gpus_per_worker)
         worker_settings = settings.model_copy(update={"threads": cpus_per_worker})
         restarts = plan.workers if max_restarts is None else max_restarts
         pool: _Pool[J, R] = _Pool(ray, plan, worker_settings, work, max_in_flight)
@@ -247,8 +249,11 @@ def _connect(ray: Any, address: str | None) -> bool:
     return True
 
 
-def _plan(ray: Any, workers: int | None, cpus: int, gpus: float | None) -> _Plan:
-    """How many actors, and what each reserves; refused when the cluster cannot hold them."""
+def plan_workers(ray: Any, workers: int | None, cpus: int, gpus: float | None) -> WorkerPlan:
+    """How many actors, and what each reserves, on the cluster ``ray`` is connected to:
+    ``workers`` (default: one per GPU, else one per ``cpus`` CPUs), ``gpus`` each (default: 1
+    with one per GPU, 1/k with up to k per GPU, 0 without GPUs); refused when the cluster
+    cannot hold them."""
     total = ray.cluster_resources()
     total_cpus, total_gpus = float(total.get("CPU", 0)), int(total.get("GPU", 0))
     if workers is None:
@@ -264,7 +269,7 @@ def _plan(ray: Any, workers: int | None, cpus: int, gpus: float | None) -> _Plan
             f"cluster ({total_cpus:g} CPUs, {total_gpus:g} GPUs); ask for fewer workers "
             "(--workers), fewer CPUs each, or add nodes (ray start --address ...)"
         )
-    return _Plan(count, float(cpus), gpus)
+    return WorkerPlan(count, float(cpus), gpus)
 
 
 class _Pool(Generic[J, R]):
@@ -273,7 +278,7 @@ class _Pool(Generic[J, R]):
     def __init__(
         self,
         ray: Any,
-        plan: _Plan,
+        plan: WorkerPlan,
         settings: Settings,
         work: Callable[[J, Toolbox], R],
         max_in_flight: int,
