@@ -7,10 +7,12 @@ on the demo preset (offline, CPU), over the held-out demo scenes of ``demo:N`` w
 files. Every row gets a fresh data folder (nothing cached from another row) and every worker
 one torch thread (``--threads``).
 
-    python benchmarks/ray_scale.py [--images 40] [--budget R] [--threads 1] [--workers 1,2]
+    python benchmarks/ray_scale.py [--images 40] [--budget R] [--threads 1]
+        [--rows in-process,ray-1,ray-2]
 
-Rows: ``in-process`` (one Toolbox here, the images one after another) and ``ray-N`` (a local
-Ray instance with N CPUs, N actors of ``--threads`` CPUs each). Columns: start (Ray's start,
+Rows, in the order given: ``in-process`` (one Toolbox here, the images one after another) and
+``ray-N`` (a local Ray instance with N CPUs, N actors of ``--threads`` CPUs each); on a
+machine whose load changes, run the rows twice in opposite orders. Columns: start (Ray's start,
 then the models' load until every worker is ready; the in-process load), batch (from the
 first worker ready to the last result), images/minute over that batch time, seconds per
 image. Then the ratio of each Ray row to in-process and of the largest to the smallest Ray
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -134,10 +137,16 @@ def main() -> None:
         "--budget", type=int, default=None, help="renders per image (default: a run's, 32)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    parser.add_argument("--workers", default="1,2", help="Ray rows: comma-separated worker counts")
-    parser.add_argument("--no-in-process", action="store_true", help="skip the in-process row")
+    parser.add_argument(
+        "--rows",
+        default="in-process,ray-1,ray-2",
+        help="comma-separated, in the order run: in-process and ray-N (N workers)",
+    )
     args = parser.parse_args()
-    counts = [int(n) for n in args.workers.split(",") if n.strip()]
+    names = [name.strip() for name in args.rows.split(",") if name.strip()]
+    bad = [n for n in names if n != "in-process" and not re.fullmatch(r"ray-[1-9][0-9]*", n)]
+    if bad:
+        parser.error(f"unknown row(s) {', '.join(bad)}; give in-process or ray-N")
     if args.budget:
         os.environ["ARPO_BENCH_BUDGET"] = str(args.budget)  # the workers inherit it
     with tempfile.TemporaryDirectory(prefix="arpo-ray-scale-") as scratch:
@@ -145,9 +154,13 @@ def main() -> None:
         paths = write_scenes(args.images, work / "scenes")
         print(f"demo:{len(paths)} on the demo preset, budget {args.budget or 'default (32)'}, "
               f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")  # fmt: skip
-        rows = [] if args.no_in_process else [in_process(paths, work / "home-in", args.threads)]
-        for count in counts:
-            rows.append(on_ray(paths, work / f"home-ray-{count}", args.threads, count))
+        rows = []
+        for i, name in enumerate(names):
+            home = work / f"home-{i}"
+            if name == "in-process":
+                rows.append(in_process(paths, home, args.threads))
+            else:
+                rows.append(on_ray(paths, home, args.threads, int(name.removeprefix("ray-"))))
     print_table(rows)
 
 

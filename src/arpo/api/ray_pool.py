@@ -204,8 +204,8 @@ def run_on_ray(
         plan = plan_workers(ray, workers, cpus_per_worker, gpus_per_worker)
         worker_settings = settings.model_copy(update={"threads": cpus_per_worker})
         restarts = plan.workers if max_restarts is None else max_restarts
-        pool: _Pool[J, R] = _Pool(ray, plan, worker_settings, work, max_in_flight)
-        summary = pool.run(iter(jobs), on_result, max_attempts, restarts, on_worker)
+        pool: _Pool[J, R] = _Pool(ray, plan, worker_settings, work, max_in_flight, restarts)
+        summary = pool.run(iter(jobs), on_result, max_attempts, on_worker)
     finally:
         if started_here:
             ray.shutdown()
@@ -282,6 +282,7 @@ class _Pool(Generic[J, R]):
         settings: Settings,
         work: Callable[[J, Toolbox], R],
         max_in_flight: int,
+        restarts: int,
     ) -> None:
         self.ray = ray
         self.plan = plan
@@ -295,18 +296,17 @@ class _Pool(Generic[J, R]):
         self.pending: dict[Any, _Slot] = {}  # ref -> the actor it waits on
         self.queue: deque[_Ticket[J]] = deque()  # jobs to redo first, then the next one
         self.started = 0
+        self.restarts = restarts  # replacements for dead actors still allowed
 
     def run(
         self,
         jobs: Iterator[J],
         on_result: Callable[[J, R], None],
         max_attempts: int,
-        restarts: int,
         on_worker: Callable[[WorkerInfo], None] | None,
     ) -> PoolSummary[J]:
         summary: PoolSummary[J] = PoolSummary()
         began = time.perf_counter()
-        self.restarts = restarts
         try:
             for _ in range(self.plan.workers):
                 self._start_actor()
