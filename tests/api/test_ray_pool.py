@@ -1,5 +1,7 @@
 """``run_on_ray``: demo-preset inversions on two Ray workers on a local Ray instance (loopback,
-2 CPUs); a worker killed mid-job loses only that job, which another worker redoes.
+2 CPUs); a worker killed mid-job loses only that job, which another worker redoes; a folder's
+batch (its jobs and ``invert_one`` on the workers, its captions written by the driver) gets
+one caption beside each image though a worker died.
 
 Needs the ``ray`` extra (``pip install -e '.[dev]'`` brings it); the Ray tests are skipped
 without it, the missing-Ray message is checked either way.
@@ -8,6 +10,7 @@ without it, the missing-Ray message is checked either way.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -19,6 +22,7 @@ from typing import Any, Literal
 import pytest
 
 import arpo
+from arpo.api.batch import Batch, ImageJob, ImageOutcome, invert_one, scan_folder
 from arpo.api.ray_pool import (
     RayUnavailableError,
     WorkerPlan,
@@ -65,6 +69,17 @@ def invert_scene(job: SceneJob, toolbox: Toolbox) -> SceneResult:
     return SceneResult(
         job.name, result.best_prompt, result.best_text_score, result.run_id, os.getpid()
     )
+
+
+def invert_or_die(job: ImageJob, toolbox: Toolbox) -> ImageOutcome:
+    """The batch's own work (:func:`invert_one`), except that the worker's process dies
+    mid-job on an image whose ``kill-NAME`` file lies beside the folder (once: the file goes)."""
+    order = job.folder.parent / f"kill-{job.name}"
+    if order.exists():
+        order.unlink()
+        time.sleep(0.5)
+        os._exit(1)
+    return invert_one(job, toolbox)
 
 
 def fails(job: SceneJob, toolbox: Toolbox) -> None:
@@ -153,6 +168,36 @@ def test_a_killed_worker_loses_only_its_job_which_another_redoes(
     redone = next(r for r in results if r.name == victim)
     assert redone.pid != dead_pid  # another worker did it
     assert not summary.lost
+
+
+def test_a_folder_on_ray_gets_one_caption_beside_each_image_though_a_worker_died(
+    ray_instance, scenes, settings, tmp_path
+):
+    """The batch's pieces on Ray: its jobs and :func:`invert_one` on the workers, its
+    bookkeeping (captions, batch.json) in the driver as outcomes arrive."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in scenes:
+        shutil.copy(path, folder / path.name)
+    victim = scenes[2].name
+    (tmp_path / f"kill-{victim}").touch()
+    config = {"folder": str(folder), "models": {}, "options": {}, "prompt": None}
+    batch = Batch.open(folder, tmp_path / "out", {**config, "prefix": "trigger, "})
+    found, left_out = scan_folder(folder, recursive=False, extension=".txt")
+    items = {item.name: item for item in batch.plan(found, left_out)}
+    summary = run_on_ray(
+        [batch.job(item) for item in items.values()],
+        invert_or_die,
+        lambda job, outcome: batch.record(outcome, items[job.name]),
+        settings=settings,
+        workers=2,
+    )
+    assert [job.name for job in summary.redone] == [victim] and summary.deaths == 1
+    captions = sorted(p.name for p in folder.iterdir() if p.suffix == ".txt")
+    assert captions == sorted(f"{p.stem}.txt" for p in scenes)  # one beside each image
+    assert len(list(folder.iterdir())) == 2 * SCENES  # nothing half-written beside them
+    assert all((folder / c).read_text().startswith("trigger, ") for c in captions)
+    assert {e["status"] for e in batch.entries.values()} == {"finished"}
 
 
 def test_a_job_that_kills_every_worker_is_given_up_and_the_rest_done(
