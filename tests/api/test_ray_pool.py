@@ -13,7 +13,7 @@ import os
 import shutil
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,6 +238,36 @@ def test_with_no_worker_left_the_jobs_not_done_are_raised_after_the_rest(
     assert [r.name for r in results] == [first]
     assert [job.name for job in raised.value.lost] == [second, third]
     assert "no Ray worker was left" in str(raised.value)
+
+
+class GrowingJobs:
+    """Jobs read as workers have room, to which ``on_result`` may add (a failed job queued
+    once more, as the batch driver does)."""
+
+    def __init__(self, jobs: list[SceneJob]) -> None:
+        self.queue = deque(jobs)
+
+    def __iter__(self) -> GrowingJobs:
+        return self
+
+    def __next__(self) -> SceneJob:
+        if not self.queue:
+            raise StopIteration
+        return self.queue.popleft()
+
+
+def test_jobs_added_from_on_result_are_run_too(ray_instance, scenes, settings, tmp_path):
+    jobs = GrowingJobs(jobs_for(scenes[:1], tmp_path))
+    results: list[SceneResult] = []
+
+    def on_result(job: SceneJob, result: SceneResult) -> None:
+        results.append(result)
+        if len(results) == 1:
+            jobs.queue.append(job)  # once more
+
+    run_on_ray(jobs, invert_scene, on_result, settings=settings, workers=1)
+    assert [r.name for r in results] == [scenes[0].stem] * 2
+    assert results[0].run_id != results[1].run_id
 
 
 def test_an_error_raised_by_the_work_is_raised_in_the_driver(

@@ -180,6 +180,11 @@ def run_on_ray(
     ``on_result(job, result)`` here, in the order they finish. Returns when every job has a
     result or was given up.
 
+    ``jobs`` is read lazily, one job as a worker has room for it (so taking a job is the
+    moment it is sent), and read again after every result: an iterator that ``on_result``
+    adds to (a failed job queued once more) has those jobs run too; a generator cannot grow
+    once it has ended.
+
     ``settings``: what each worker builds its Toolbox from (default: this process's); its
     ``threads`` is replaced by ``cpus_per_worker``. ``address``: the cluster (default
     ``settings.ray_address``, ``ARPO_RAY_ADDRESS``; unset: a local Ray instance started for
