@@ -11,8 +11,9 @@ images (no caption files yet), so nothing is cached from another row.
 
 Prints a row per backend: images, workers, threads per worker, model load, wall time of the
 batch (load excluded), images per minute, and mean seconds per image; then each backend's
-ratio to in-process with one worker. Backends that cannot run here (not built yet, or their
-package missing) print a row saying why.
+ratio to in-process with one worker, and Ray's 2 workers to its 1. Backends that cannot run
+here (their package missing) print a row saying why. The rows run in the order given: on a
+machine whose load changes, run them twice in opposite orders.
 
 Room for more backends: add a function to :data:`BACKENDS` that takes a :class:`Setup` and
 returns a :class:`Row` (see :func:`in_process`); the table, ratios and notes follow.
@@ -103,19 +104,62 @@ def in_process(setup: Setup) -> Row:
     )
 
 
-def not_built(name: str, workers: int) -> Callable[[Setup], Row]:
+def on_ray(workers: int) -> Callable[[Setup], Row]:
+    """The batch on a local Ray instance with ``workers`` actors of ``threads`` CPUs each
+    (:func:`arpo.api.ray_pool.run_on_ray`): the batch's jobs and ``invert_one`` on the
+    workers, its captions and batch.json written here as the outcomes arrive. Load: Ray's
+    start and every worker's models; wall: from the first worker ready to the last outcome."""
+
     def row(setup: Setup) -> Row:
-        return Row(name, workers, 1, 0, None, None, 0, "no Ray backend in this version yet")
+        try:
+            import ray
+        except ImportError:
+            return Row(f"ray-{workers}", workers, setup.threads, 0, None, None, 0, "no ray here")
+        from arpo.api.batch import Batch, ImageJob, ImageOutcome, invert_one, scan_folder
+        from arpo.api.ray_pool import run_on_ray
+        from arpo.config import Settings
+
+        images, home = fresh_copy(setup, f"ray-{workers}")
+        folder = images.resolve()
+        options = {"budget": setup.budget} if setup.budget else {}
+        config = {"folder": str(folder), "models": {}, "options": options, "prompt": None}
+        batch = Batch.open(folder, home / "batch", {**config, "prefix": ""})
+        found, left_out = scan_folder(folder, recursive=False, extension=".txt")
+        items = {item.name: item for item in batch.plan(found, left_out)}
+        ready: list[float] = []
+        arrived: list[float] = []
+
+        def record(job: ImageJob, outcome: ImageOutcome) -> None:
+            batch.record(outcome, items[job.name])
+            arrived.append(time.perf_counter())
+
+        started = time.perf_counter()
+        ray.init(num_cpus=workers * setup.threads, include_dashboard=False, address="local")
+        try:
+            summary = run_on_ray(
+                [batch.job(item) for item in items.values()],
+                invert_one,
+                record,
+                settings=Settings(home=home, preset="demo"),
+                workers=workers,
+                cpus_per_worker=setup.threads,
+                on_worker=lambda info: ready.append(time.perf_counter()),
+            )
+        finally:
+            ray.shutdown()
+        finished = sum(entry["status"] == "finished" for entry in batch.entries.values())
+        note = f"{summary.deaths} worker deaths" if summary.deaths else ""
+        load, wall = max(ready) - started, arrived[-1] - min(ready)
+        return Row(f"ray-{workers}", workers, setup.threads, len(items), load, wall, finished, note)
 
     return row
 
 
-# name -> what measures it. Ray rows (a local Ray instance, 1 and 2 actors pinned to one
-# thread each) belong here once the Ray backend exists.
+# name -> what measures it
 BACKENDS: dict[str, Callable[[Setup], Row]] = {
     "in-process": in_process,
-    "ray-1": not_built("ray-1", 1),
-    "ray-2": not_built("ray-2", 2),
+    "ray-1": on_ray(1),
+    "ray-2": on_ray(2),
 }
 
 

@@ -203,6 +203,14 @@ class Settings(BaseSettings):
         40_000_000, gt=0, description="Refuse input images with more pixels (decompression bombs)."
     )
 
+    # -- batches on a Ray cluster ----------------------------------------------------------
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster that batch work runs on with --ray: 'auto' (the cluster "
+        "`ray start --head` started on this machine) or ray://HOST:10001 / HOST:6379; unset: "
+        "a local Ray instance for the batch alone.",
+    )
+
     # -- MCP server (arpo serve) ----------------------------------------------------------
     allowed_roots: Annotated[list[Path] | None, NoDecode] = Field(
         None,
@@ -249,7 +257,7 @@ class Settings(BaseSettings):
             )
         return SecretStr(raw.strip()) if raw.strip() else None
 
-    @field_validator("caption_model", "caption_prompt", mode="after")
+    @field_validator("caption_model", "caption_prompt", "ray_address", mode="after")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         """``ARPO_CAPTION_MODEL=`` (empty) means no captioner, as leaving it unset does."""
