@@ -94,6 +94,13 @@ def test_folder_options_with_one_image_are_refused(cli: Any, folder: Path) -> No
     assert "--recursive, --prefix only apply to a FOLDER" in result.output
 
 
+def test_ray_options_with_one_image_are_refused(cli: Any, folder: Path) -> None:
+    image = next(folder.glob("*.png"))
+    result = cli("invert", str(image), "--ray", "--workers", "2")
+    assert result.exit_code == 2
+    assert "--ray, --ray-address and --workers only apply to a FOLDER" in result.output
+
+
 def test_ctrl_c_says_how_to_continue(
     cli: Any, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -200,6 +200,35 @@ def test_a_folder_on_ray_gets_one_caption_beside_each_image_though_a_worker_died
     assert {e["status"] for e in batch.entries.values()} == {"finished"}
 
 
+def test_invert_folder_on_ray_captions_every_image(
+    ray_instance, scenes, settings, tmp_path, monkeypatch
+):
+    """``arpo.invert_folder(..., ray=...)``, what ``arpo invert FOLDER --ray`` calls: the
+    images run on 2 workers, the captions and batch.json are written here; a non-image is
+    listed as unreadable."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in scenes:
+        shutil.copy(path, folder / path.name)
+    (folder / "notes.png").write_text("not an image")
+    events: list[dict] = []
+    summary = arpo.invert_folder(
+        folder,
+        out_dir=tmp_path / "out",
+        prefix="sks, ",
+        toolbox=Toolbox(settings),
+        on_progress=events.append,
+        ray={"workers": 2},
+        iterations=2,
+    )
+    assert summary.count("finished") == SCENES and summary.count("unreadable") == 1
+    for path in scenes:
+        assert (folder / f"{path.stem}.txt").read_text().startswith("sks, ")
+    images = [e for e in events if e["event"] == "image"]
+    assert sorted(e["done"] for e in images) == list(range(1, SCENES + 2))
+    assert (tmp_path / "out" / "batch.json").is_file()
+
+
 def test_a_job_that_kills_every_worker_is_given_up_and_the_rest_done(
     ray_instance, scenes, settings, tmp_path
 ):

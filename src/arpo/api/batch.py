@@ -548,6 +548,7 @@ def invert_folder(
     prompt: str | None = None,
     toolbox: Toolbox | None = None,
     on_progress: ProgressCallback | None = None,
+    ray: dict[str, Any] | None = None,
     **options: Any,
 ) -> BatchSummary:
     """Reverse-prompt every image in ``folder`` (``recursive``: its subfolders too) and write
@@ -562,6 +563,10 @@ def invert_folder(
     interrupted runs continue; a failed image is retried once (at the end) and then listed as
     failed. ``on_progress`` gets ``batch_started`` (total, done), ``run`` (an image's run
     events) and ``image`` (an image's outcome, with done and total) events.
+
+    ``ray``: run the images on Ray workers instead of in this process
+    (:func:`run_on_ray_workers`; keys ``address`` and ``workers``, as
+    :func:`arpo.api.ray_pool.run_on_ray` takes them).
     """
     from arpo.api.toolboxes import get_toolbox
     from arpo.graph.context import RunOptions
@@ -599,7 +604,10 @@ def invert_folder(
             {"event": "batch_started", "total": total, "done": done, "out_dir": str(out)},
         )
         try:
-            run_in_process(batch, todo, toolbox, on_progress, done, total)
+            if ray is None:
+                run_in_process(batch, todo, toolbox, on_progress, done, total)
+            else:
+                run_on_ray_workers(batch, todo, toolbox, on_progress, done, total, **ray)
         except BaseException:
             batch.stopped()
             batch.write_outputs()
@@ -652,6 +660,84 @@ def run_in_process(
                 "prompt": outcome.prompt,
             },
         )
+
+
+def run_on_ray_workers(
+    batch: Batch,
+    todo: list[Found],
+    toolbox: Toolbox,
+    on_progress: ProgressCallback | None,
+    done: int,
+    total: int,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+) -> None:
+    """:func:`run_in_process`'s contract on Ray workers (:func:`~arpo.api.ray_pool.run_on_ray`):
+    each worker loads the models from ``toolbox.settings`` and runs :func:`invert_one`; this
+    process records each outcome as it arrives, queues a failed image once more, and records
+    an image whose workers kept dying as failed. Run events stay on the workers, so an
+    interrupted Ray batch starts those images' runs again rather than continuing them."""
+    from arpo.api.ray_pool import run_on_ray
+
+    items = {item.name: item for item in todo}
+    queue = _JobQueue(batch, todo)
+    finished = [done]
+
+    def image_done(item: Found, outcome: ImageOutcome) -> None:
+        status = batch.record(outcome, item)
+        finished[0] += 1
+        _emit(
+            on_progress,
+            {"event": "image", "image": item.name, "status": status, "done": finished[0],
+             "total": total, "error": outcome.error, "prompt": outcome.prompt},
+        )  # fmt: skip
+
+    def on_result(job: ImageJob, outcome: ImageOutcome) -> None:
+        item = items[job.name]
+        if outcome.status == "failed" and queue.attempts[job.name] < MAX_ATTEMPTS:
+            log.info("%s failed (%s); it is retried at the end", item.name, outcome.error)
+            batch.record(replace(outcome, status="pending"), item)
+            queue.again(item)
+            return
+        image_done(item, outcome)
+
+    def on_lost(job: ImageJob, why: str) -> None:
+        image_done(items[job.name], ImageOutcome(job.name, "failed", error=why))
+
+    run_on_ray(
+        queue,
+        invert_one,
+        on_result,
+        settings=toolbox.settings,
+        address=address,
+        workers=workers,
+        on_lost=on_lost,
+    )
+
+
+class _JobQueue:
+    """The images still to run, as :func:`~arpo.api.ray_pool.run_on_ray` reads its jobs: one
+    at a time as a worker has room, read again after each result, so an image queued once
+    more (:meth:`again`) is run too."""
+
+    def __init__(self, batch: Batch, todo: list[Found]) -> None:
+        self.batch, self.waiting = batch, deque(todo)
+        self.attempts: dict[str, int] = {}
+
+    def again(self, item: Found) -> None:
+        self.waiting.append(item)
+
+    def __iter__(self) -> _JobQueue:
+        return self
+
+    def __next__(self) -> ImageJob:
+        if not self.waiting:
+            raise StopIteration
+        item = self.waiting.popleft()
+        self.attempts[item.name] = self.attempts.get(item.name, 0) + 1
+        self.batch.attempted(item.name)
+        return self.batch.job(item)
 
 
 def _emit(on_progress: ProgressCallback | None, event: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ def invert_folder_command(
     preset: str | None,
     as_json: bool,
     options: dict[str, Any],
+    ray: dict[str, Any] | None = None,
 ) -> None:
     """Invert every image in ``folder`` through :func:`arpo.api.invert_folder` and say what
     happened: the counts, each image that failed or could not be read, the files written."""
@@ -39,6 +40,7 @@ def invert_folder_command(
             prompt=prompt,
             toolbox=toolbox,
             on_progress=progress.update,
+            ray=ray,
             **options,
         )
     if as_json:

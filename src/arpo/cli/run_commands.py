@@ -68,6 +68,27 @@ def invert(
             help="FOLDER: text before each caption, as written (a trigger word: 'sks, ').",
         ),
     ] = "",
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="FOLDER: run the images on Ray workers (pip install 'arpo[ray]'): the cluster "
+            "at --ray-address or ARPO_RAY_ADDRESS, else a local Ray instance.",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS", help="FOLDER with --ray: auto, HOST:6379, ray://HOST:10001."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="FOLDER with --ray: how many workers (default: one per GPU, else CPU).",
+        ),
+    ] = None,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -182,9 +203,12 @@ def invert(
             preset=preset,
             as_json=as_json,
             options=options,
+            ray={"address": ray_address, "workers": workers} if ray else None,
         )
         return
     _refuse_folder_options(recursive, caption_extension, prefix, overwrite)
+    if ray or ray_address or workers is not None:
+        raise typer.BadParameter("--ray, --ray-address and --workers only apply to a FOLDER")
     toolbox = run_toolbox(preset) if resume_id else toolbox_for(preset)
     progress = RunProgress()
     with errors(progress.resume_hint), progress:
