@@ -45,7 +45,8 @@ def test_a_held_out_judge_changes_the_judged_columns_and_not_the_search(
     for mine, theirs in zip(own.rows, held.rows, strict=True):
         assert [mine[k] for k in SEARCH] == [theirs[k] for k in SEARCH]  # the same search
         for key in JUDGED:
-            if mine[key] is not None:
+            exact = key == "true_text_score" and mine["prompt"] == mine["true_prompt"]
+            if mine[key] is not None and not exact:  # the true prompt itself: 1 for any CLIP
                 assert mine[key] != pytest.approx(theirs[key], abs=1e-6), key
         if mine["best_by_render"]:
             assert len(mine["best_by_render"]) == len(theirs["best_by_render"])

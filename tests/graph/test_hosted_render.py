@@ -19,6 +19,9 @@ from arpo.tools.toolbox import Toolbox
 
 PRICE = 0.04
 REFERENCE = "a large red solid circle in the center, on a white background"
+# a start far from REFERENCE, so every iteration has new candidates to render (the demo
+# captioner's own first prompt can be REFERENCE itself, leaving the search little to do)
+START = "a small blue outlined square at the top, on a black background, pixel art"
 
 
 @pytest.fixture
@@ -67,7 +70,9 @@ def test_max_cost_stops_the_run_resumably_and_a_higher_limit_goes_on(
     toolbox = hosted(server, tmp_path)
     image = render_prompt(REFERENCE, 1)
     # 4 renders pay for the first prompt and one iteration (3 reranked), not a second
-    paused = api.reverse_prompt(image, toolbox=toolbox, iterations=6, patience=0, max_cost=0.2)
+    paused = api.reverse_prompt(
+        image, prompt=START, toolbox=toolbox, iterations=6, patience=0, max_cost=0.2
+    )
 
     assert paused.stop_reason == "max_cost"
     assert paused.cost_usd is not None and paused.cost_usd <= 0.2 + 1e-9
@@ -128,7 +133,9 @@ def test_a_render_that_times_out_keeps_the_batchs_other_renders_and_the_resume_p
     server.script(Reply.ok(), Reply.stall(30.0))
     image = render_prompt(REFERENCE, 1)
     with pytest.raises(RenderError, match=r"within 0.5 s.*3 of 4 renders were made"):
-        api.reverse_prompt(image, toolbox=toolbox, iterations=2, patience=0, rerank_top_k=4)
+        api.reverse_prompt(
+            image, prompt=START, toolbox=toolbox, iterations=2, patience=0, rerank_top_k=4
+        )
 
     run_id = RunRecords(toolbox.settings.runs_dir).list()[0]
     record = RunRecords(toolbox.settings.runs_dir).load(run_id)

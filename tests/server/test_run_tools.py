@@ -60,7 +60,14 @@ def test_max_cost_pauses_the_run_and_resume_run_with_a_higher_limit_goes_on(
         async with Client(build_server(toolbox)) as client:
             paused = await client.call_tool(
                 "reverse_prompt",
-                {"image": str(reference), "iterations": 6, "patience": 0, "max_cost": 0.2},
+                {
+                    "image": str(reference),
+                    # far from the reference, so each iteration renders new candidates
+                    "prompt": "a small blue outlined square at the top, on a black background",
+                    "iterations": 6,
+                    "patience": 0,
+                    "max_cost": 0.2,
+                },
             )
             run_id = (paused.structured_content or {}).get("run_id", "")
             resumed = await client.call_tool("resume_run", {"run_id": run_id, "max_cost": 10.0})
