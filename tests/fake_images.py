@@ -237,3 +237,21 @@ class FakeImages:
 
 def _error(message: str, error_type: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+def hosted_demo_toolbox(server: FakeImages, home: Any, price: float, **settings: Any) -> Any:
+    """A demo-preset Toolbox that renders through ``server`` at ``price`` per image."""
+    from arpo.config import Settings
+    from arpo.tools.toolbox import Toolbox
+
+    return Toolbox(
+        Settings(
+            home=home,
+            preset="demo",
+            t2i_model="openai-images:arpo-demo",
+            t2i_base_url=server.base_url,
+            t2i_api_key="test",
+            t2i_price=price,
+            **settings,
+        )
+    )

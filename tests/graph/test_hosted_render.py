@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fake_images import FakeImages, Reply
+from fake_images import FakeImages, Reply, hosted_demo_toolbox
 
 from arpo import api
 from arpo.api.records import RunRecords
@@ -31,17 +31,7 @@ def server() -> FakeImages:
 
 
 def hosted(server: FakeImages, home: Path, **settings: object) -> Toolbox:
-    return Toolbox(
-        Settings(
-            home=home,
-            preset="demo",
-            t2i_model="openai-images:arpo-demo",
-            t2i_base_url=server.base_url,
-            t2i_api_key="test",
-            t2i_price=PRICE,
-            **settings,  # type: ignore[arg-type]
-        )
-    )
+    return hosted_demo_toolbox(server, home, PRICE, **settings)
 
 
 def test_a_run_through_the_images_api_meters_its_cost_and_says_it_is_not_reproducible(

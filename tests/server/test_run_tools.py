@@ -10,11 +10,10 @@ from typing import Any
 
 import anyio
 import pytest
-from fake_images import FakeImages
+from fake_images import FakeImages, hosted_demo_toolbox
 from mcp import Client
 from mcp.types import CallToolResult
 
-from arpo.config import Settings
 from arpo.demo.render import render_prompt
 from arpo.server import build_server
 from arpo.tools.toolbox import Toolbox
@@ -34,17 +33,7 @@ def text_of(result: CallToolResult) -> str:
 
 def hosted_toolbox(server: FakeImages, home: Path) -> Toolbox:
     home.mkdir(exist_ok=True)
-    return Toolbox(
-        Settings(
-            home=home,
-            preset="demo",
-            t2i_model="openai-images:arpo-demo",
-            t2i_base_url=server.base_url,
-            t2i_api_key="test",
-            t2i_price=PRICE,
-            allowed_roots=[home],
-        )
-    )
+    return hosted_demo_toolbox(server, home, PRICE, allowed_roots=[home])
 
 
 def test_max_cost_pauses_the_run_and_resume_run_with_a_higher_limit_goes_on(

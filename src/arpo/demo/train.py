@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -386,11 +387,21 @@ def train(
         "pool": pool_size,
         "lr": lr,
         "seed": seed,
-        "train_seconds": round(elapsed(), 1),
-        "torch_threads": torch.get_num_threads(),
     }
+    return finish_training(out, report, elapsed(), lambda: evaluate_folder(out, evaluate_scenes))
+
+
+def finish_training(
+    out: Path, report: dict[str, Any], seconds: float, evaluate: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """A trainer's report (``report`` plus the time and threads, then the held-out
+    evaluation) written to ``out/training.json`` beside the saved model, and returned."""
+    import torch
+
+    report = {**report, "train_seconds": round(seconds, 1)}
+    report["torch_threads"] = torch.get_num_threads()
     log.info("trained in %.0f s; evaluating on held-out scenes...", report["train_seconds"])
-    report.update(evaluate_folder(out, evaluate_scenes))
+    report.update(evaluate())
     (out / "training.json").write_text(json.dumps(report, indent=2))
     return report
 

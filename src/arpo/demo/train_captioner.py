@@ -30,7 +30,14 @@ from typing import Any
 
 from arpo.demo.clip_model import architecture, build_tokenizer, world_words
 from arpo.demo.scenes import ATTRIBUTES, Scene, SceneObject, attribute_score, canonical_prompt
-from arpo.demo.train import Checkpoint, _cached_pool, _schedule, run_training, training_parser
+from arpo.demo.train import (
+    Checkpoint,
+    _cached_pool,
+    _schedule,
+    finish_training,
+    run_training,
+    training_parser,
+)
 from arpo.demo.world import POSITION_ANCHORS
 
 log = logging.getLogger("arpo.demo.train_captioner")
@@ -200,13 +207,8 @@ def train(
         "pool": pool_size,
         "lr": lr,
         "seed": seed,
-        "train_seconds": round(elapsed(), 1),
-        "torch_threads": torch.get_num_threads(),
     }
-    log.info("trained in %.0f s; evaluating on held-out scenes...", report["train_seconds"])
-    report.update(evaluate_folder(out, evaluate_scenes))
-    (out / "training.json").write_text(json.dumps(report, indent=2))
-    return report
+    return finish_training(out, report, elapsed(), lambda: evaluate_folder(out, evaluate_scenes))
 
 
 def architecture_spec(arch: str | Path = "captioner") -> dict[str, Any]:
