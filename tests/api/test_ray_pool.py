@@ -72,14 +72,17 @@ def invert_scene(job: SceneJob, toolbox: Toolbox) -> SceneResult:
 
 
 def invert_or_die(job: ImageJob, toolbox: Toolbox) -> ImageOutcome:
-    """The batch's own work (:func:`invert_one`), except that the worker's process dies
-    mid-job on an image whose ``kill-NAME`` file lies beside the folder (once: the file goes)."""
+    """The batch's own work (:func:`invert_one`), except that the worker's process dies in
+    the middle of the run (after its first iteration) of an image whose ``kill-NAME`` file
+    lies beside the folder (once: the file goes)."""
     order = job.folder.parent / f"kill-{job.name}"
-    if order.exists():
-        order.unlink()
-        time.sleep(0.5)
-        os._exit(1)
-    return invert_one(job, toolbox)
+
+    def die_mid_run(event: dict[str, Any]) -> None:
+        if event.get("event") == "iteration" and order.exists():
+            order.unlink()
+            os._exit(1)
+
+    return invert_one(job, toolbox, die_mid_run)
 
 
 def fails(job: SceneJob, toolbox: Toolbox) -> None:
@@ -185,8 +188,10 @@ def test_a_folder_on_ray_gets_one_caption_beside_each_image_though_a_worker_died
     batch = Batch.open(folder, tmp_path / "out", {**config, "prefix": "trigger, "})
     found, left_out = scan_folder(folder, recursive=False, extension=".txt")
     items = {item.name: item for item in batch.plan(found, left_out)}
+    jobs = [batch.job(item) for item in items.values()]
+    planned = {job.name: job.run_id for job in jobs}
     summary = run_on_ray(
-        [batch.job(item) for item in items.values()],
+        jobs,
         invert_or_die,
         lambda job, outcome: batch.record(outcome, items[job.name]),
         settings=settings,
@@ -198,6 +203,12 @@ def test_a_folder_on_ray_gets_one_caption_beside_each_image_though_a_worker_died
     assert len(list(folder.iterdir())) == 2 * SCENES  # nothing half-written beside them
     assert all((folder / c).read_text().startswith("trigger, ") for c in captions)
     assert {e["status"] for e in batch.entries.values()} == {"finished"}
+    # the killed run was continued under the id the batch gave it before it went out
+    assert {name: e["run_id"] for name, e in batch.entries.items()} == planned
+    runs = sorted(p.parent.name for p in settings.runs_dir.glob("*/run.json"))
+    assert runs == sorted(planned.values())  # one run per image: none started twice
+    killed = arpo.api.run_details(planned[victim], settings=settings)
+    assert killed.status == "finished" and killed.iterations >= 2
 
 
 def test_invert_folder_on_ray_captions_every_image(

@@ -158,23 +158,32 @@ def _run_or_continue(
     job: ImageJob, picture: Any, toolbox: Toolbox, on_progress: ProgressCallback
 ) -> Result:
     """The earlier run's result if it finished; that run continued if it can be (and is of
-    this very image); else a new run."""
+    this very image); else a new run: under the job's run id when no run has it yet (the id
+    the batch planned), else (a failed run, another image) under a fresh one."""
     from arpo.api.history import run_details
     from arpo.api.runs import resume, reverse_prompt
     from arpo.errors import RunNotFoundError
 
+    new_id = job.run_id
     if job.run_id:
         try:
             details = run_details(job.run_id, settings=toolbox.settings)
         except RunNotFoundError:
-            details = None  # deleted since: start again
+            details = None  # not started yet (or deleted since): start it under this id
         same_image = details is not None and details.reference == toolbox.store.put_image(picture)
         if details is not None and same_image and details.status == "finished":
             return _finished_result(Path(details.run_dir), details.objective)
         if details is not None and same_image and details.resumable:
             return resume(job.run_id, toolbox=toolbox, on_progress=on_progress)
+        if details is not None:
+            new_id = None
     return reverse_prompt(
-        picture, prompt=job.prompt, toolbox=toolbox, on_progress=on_progress, **job.options
+        picture,
+        prompt=job.prompt,
+        toolbox=toolbox,
+        on_progress=on_progress,
+        run_id=new_id,
+        **job.options,
     )
 
 
@@ -349,8 +358,16 @@ class Batch:
         return todo
 
     def job(self, item: Found) -> ImageJob:
-        """``item``'s work, with the run an earlier try left (to continue it)."""
+        """``item``'s work, with the run an earlier try left (to continue it), else the id its
+        run will take: recorded before the work goes out, so that however the run ends (its
+        worker killed, the batch stopped), the next batch finds it and continues it."""
+        from arpo.api.records import new_run_id
+
         run_id = self.entries.get(item.name, {}).get("run_id")
+        if not run_id:
+            run_id = new_run_id()
+            self._set(item.name, run_id=run_id)
+            self.save()
         options, prompt = self.config["options"], self.config["prompt"]
         return ImageJob(item.name, item.path, self.folder, options, prompt, run_id)
 
@@ -676,8 +693,9 @@ def run_on_ray_workers(
     """:func:`run_in_process`'s contract on Ray workers (:func:`~arpo.api.ray_pool.run_on_ray`):
     each worker loads the models from ``toolbox.settings`` and runs :func:`invert_one`; this
     process records each outcome as it arrives, queues a failed image once more, and records
-    an image whose workers kept dying as failed. Run events stay on the workers, so an
-    interrupted Ray batch starts those images' runs again rather than continuing them."""
+    an image whose workers kept dying as failed. Each job carries the run id the batch
+    recorded for it (:meth:`Batch.job`), so a run interrupted on a worker is continued by the
+    next try or the next batch, on any worker that shares the data folder."""
     from arpo.api.ray_pool import run_on_ray
 
     items = {item.name: item for item in todo}

@@ -46,11 +46,14 @@ def reverse_prompt(
     out_dir: str | os.PathLike[str] | None = None,
     toolbox: Toolbox | None = None,
     on_progress: ProgressCallback | None = None,
+    run_id: str | None = None,
     **options: Any,
 ) -> Result:
     """Find a prompt that recreates ``image`` (a path, bytes, data URL or PIL image).
 
-    ``prompt`` is an optional starting prompt (else a caption). ``options`` are
+    ``prompt`` is an optional starting prompt (else a caption). ``run_id`` is the id the new
+    run takes (default: a fresh one): a batch names its runs before they start, so that a
+    run interrupted on another machine is continued, not started again. ``options`` are
     :class:`~arpo.graph.context.RunOptions` fields (strategy, iterations, candidates, seed,
     steps, guidance, width, height, ...). The run is checkpointed: if it is interrupted,
     :func:`resume` continues it.
@@ -67,9 +70,12 @@ def reverse_prompt(
     run_options = replace(run_options, strategy=strategy)  # type: ignore[arg-type]
     toolbox.check_render_params(run_options.render_params)
     check_max_cost(toolbox, run_options)
-    reference = toolbox.store.put_image(picture)
-    run_id = new_run_id()
     records = RunRecords(toolbox.settings.runs_dir)
+    if run_id is not None:
+        records.record_path(run_id)  # a malformed id is refused before anything is written
+        run_id = run_id.strip()
+    reference = toolbox.store.put_image(picture)
+    run_id = run_id or new_run_id()
     run_dir = Path(out_dir).expanduser().resolve() if out_dir else records.runs_dir / run_id
     check_out_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
