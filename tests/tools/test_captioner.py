@@ -154,6 +154,30 @@ def test_n_images_make_n_captions_in_one_generate_call(blip: Captioner) -> None:
     assert captions == alone  # batching does not change a caption
 
 
+def test_blip_scores_captions_in_a_batch_as_it_does_one_by_one(blip: Captioner) -> None:
+    """The likelihood of a caption (mean token log-probability): BLIP can judge prompts."""
+    assert blip.can_score
+    (picture,) = images(1)
+    texts = [" ".join(WORDS[:n]) for n in (1, 3, 2, 5)]
+    together = blip.likelihood(picture, texts)
+    alone = [blip.likelihood(picture, [text])[0] for text in texts]
+    assert together == pytest.approx(alone, abs=1e-4)
+    assert all(score <= 0 for score in together)
+
+
+def test_a_captioner_that_cannot_score_says_so() -> None:
+    from types import SimpleNamespace
+
+    chat = SimpleNamespace(
+        config=SimpleNamespace(is_encoder_decoder=False, model_type="llava"),
+        eval=lambda: chat,
+    )
+    captioner = Captioner(chat, processor=None, name="a-chat-model")
+    assert not captioner.can_score
+    with pytest.raises(NotImplementedError, match="a-chat-model cannot score"):
+        captioner.likelihood(images(1)[0], ["a caption"])
+
+
 def test_batches_are_cut_at_batch_size(blip_folder: Path) -> None:
     captioner = Captioner.from_pretrained(str(blip_folder), device="cpu", batch_size=2)
     with CountingGenerate(captioner.model) as counted:

@@ -381,6 +381,7 @@ def export_run(
             "prompt": best["prompt"],
             "text_score": best["text_score"],
             "image_score": best["image_score"],
+            "caption_score": best.get("caption_score"),
             "iteration": best["iteration"],
             "render": "best.png",
             "artifact": best["renders"][0],

@@ -22,6 +22,11 @@ class Result(BaseModel):
     best_prompt: str
     best_text_score: float = Field(description="CLIP similarity of the prompt to the image.")
     best_image_score: float | None = Field(description="CLIP similarity of its render.")
+    best_caption_score: float | None = Field(
+        None,
+        description="The local captioner's mean token log-probability of the prompt as the "
+        "image's caption, weighed beside CLIP (caption_weight); null when not weighed.",
+    )
     objective: Objective = Field(
         "text", description="The score the search maximised: text-image or image-image."
     )
@@ -63,6 +68,7 @@ class Result(BaseModel):
             best_prompt=best["prompt"],
             best_text_score=best["text_score"],
             best_image_score=best["image_score"],
+            best_caption_score=best.get("caption_score"),
             objective=objective,
             initial_prompt=result["initial_prompt"],
             iterations=result["iterations"],

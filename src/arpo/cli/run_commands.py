@@ -160,6 +160,14 @@ def invert(
             "caption, up to this many times (default 2; 0: never)."
         ),
     ] = None,
+    caption_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="How much the local captioner's judgement (its likelihood of a prompt as "
+            "the image's caption) weighs beside CLIP's when choosing (default 0.3; 0: CLIP "
+            "alone)."
+        ),
+    ] = None,
     preset: PresetOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -187,6 +195,7 @@ def invert(
         "budget": budget,
         "rerank_top_k": rerank_top_k,
         "restarts": restarts,
+        "caption_weight": caption_weight,
         "max_cost": max_cost,
     }
     if image is not None and image.is_dir():

@@ -19,6 +19,10 @@ STRATEGIES: tuple[str, ...] = ("auto", "vanilla", "enhanced", "offline")
 #: user of a real model gets.
 DEFAULT_RENDER_BUDGET = 32
 
+#: The captioner's weight beside CLIP (:attr:`RunOptions.caption_weight`), chosen on the demo
+#: bench (README, How well does it work); not measured on real captioners.
+DEFAULT_CAPTION_WEIGHT = 0.3
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -50,6 +54,11 @@ class RunOptions:
     # US dollars the run's renders may cost (a backend with a price per image: the images
     # API); None: no limit. The run pauses, resumable, before renders that would pass it.
     max_cost: float | None = None
+    # how much the local captioner's judgement weighs beside CLIP's when choosing: a prompt's
+    # score is its CLIP score plus this times the captioner's mean token log-probability of
+    # it as the reference's caption. 0: CLIP alone. Only a captioner that can score captions
+    # (an encoder-decoder: vision encoder-decoder, BLIP) is asked.
+    caption_weight: float = DEFAULT_CAPTION_WEIGHT
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -76,6 +85,11 @@ class RunOptions:
         if self.max_cost is not None and not (math.isfinite(self.max_cost) and self.max_cost > 0):
             raise InvalidOptionError(
                 f"max_cost={self.max_cost} must be a positive amount of US dollars (--max-cost)."
+            )
+        if not (math.isfinite(self.caption_weight) and self.caption_weight >= 0):
+            raise InvalidOptionError(
+                f"caption_weight={self.caption_weight} must be 0 (CLIP alone) or a positive "
+                "number (--caption-weight)."
             )
         if self.restarts < 0:
             raise InvalidOptionError(f"restarts={self.restarts} must be 0 (off) or more.")

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import torch
 
     from arpo.remix.compose import Fitted
+    from arpo.tools.phrases import Judge
     from arpo.tools.tokens import TokenBudget
     from arpo.tools.toolbox import Toolbox
 
@@ -80,6 +81,7 @@ class Nodes:
     def __init__(self, toolbox: Toolbox, meter: SpendMeter | None = None) -> None:
         self.tools = toolbox
         self.meter = meter or SpendMeter()
+        self._caption_scores: dict[tuple[str, str], float] = {}  # (reference, prompt)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -117,6 +119,39 @@ class Nodes:
         dropped = "; ".join(dict.fromkeys(phrase for f in over for phrase in f.cut))
         note = f"{len(over)} of {len(found)} candidates cut to {self.budget.describe()}: {dropped}"
         return list(dict.fromkeys(kept)), note
+
+    def caption_scores(
+        self, state: ArpoState, texts: list[str], options: RunOptions
+    ) -> list[float] | None:
+        """The local captioner's likelihood of each text as the reference's caption (mean
+        token log-probability), when the run weighs it (``caption_weight``) and a captioner
+        that can score is configured; else None. Cached per (reference, text) for the run."""
+        if options.caption_weight <= 0:
+            return None
+        captioner = self.tools.captioner
+        if captioner is None or not getattr(captioner, "can_score", False):  # duck-typed ones
+            return None
+        reference = state["reference"]
+        missing = [t for t in dict.fromkeys(texts) if (reference, t) not in self._caption_scores]
+        if missing:
+            image = self.tools.store.get_image(reference)
+            scores = captioner.likelihood(image, missing)
+            self._caption_scores.update(
+                ((reference, t), s) for t, s in zip(missing, scores, strict=True)
+            )
+        return [self._caption_scores[(reference, t)] for t in texts]
+
+    def caption_judge(self, state: ArpoState, options: RunOptions) -> Judge | None:
+        """The captioner's likelihood as the offline proposer's second judge, when weighed."""
+        from arpo.tools.phrases import Judge
+
+        if self.caption_scores(state, [], options) is None:
+            return None
+
+        def score(texts: list[str]) -> list[float]:
+            return self.caption_scores(state, texts, options) or [0.0] * len(texts)
+
+        return Judge(score, options.caption_weight)
 
     def reference_embedding(self, state: ArpoState) -> torch.Tensor:
         return self.tools.scorer.encode_stored([state["reference"]], self.tools.store.get_image)[0]
@@ -233,6 +268,7 @@ class Nodes:
         others = [p for p in dict.fromkeys(self.fit(s).prompt for s in starts[1:]) if p]
         others = [p for p in others if p != fitted.prompt]
         scores = self.tools.scorer.text_similarity([fitted.prompt, *others], reference)
+        judged = self.caption_scores(state, [fitted.prompt, *others], runtime.context)
         # the first prompt is always rendered; an iteration the budget cannot pay does not start
         unaffordable = None
         if self.over_budget(state, fitted.prompt, runtime.context):
@@ -242,6 +278,7 @@ class Nodes:
         return {
             "prompt": fitted.prompt,
             "text_score": scores[0],
+            "caption_score": judged[0] if judged else None,
             "iteration": 0,
             "stale": 0,
             "critique": None,
@@ -249,7 +286,8 @@ class Nodes:
             "note": note,
             "stop_reason": unaffordable,
             "alternatives": [
-                {"prompt": p, "text_score": s} for p, s in zip(others, scores[1:], strict=True)
+                _with_caption_score({"prompt": p, "text_score": s}, judged, i + 1)
+                for i, (p, s) in enumerate(zip(others, scores[1:], strict=True))
             ],
         }
 
@@ -284,13 +322,14 @@ class Nodes:
             "text_score": state["text_score"],
             "image_score": image_score,
             "renders": renders,
+            "caption_score": state.get("caption_score"),
         }
         update: dict[str, Any] = {
             "renders": renders,
             "image_score": image_score,
             "renders_spent": state.get("renders_spent", 0) + spent,
         }
-        if _better(current, state.get("best"), options.objective):
+        if _better(current, state.get("best"), options):
             update["best"] = current
         return update
 
@@ -358,6 +397,7 @@ class Nodes:
             options.candidates,
             rng,
             fits=self.budget.fits,
+            judge=self.caption_judge(state, options),
         )
         proposer = "offline" if strategy == "offline" else "offline (LLM fallback)"
         return {
@@ -402,12 +442,16 @@ class Nodes:
         reference = self.reference_embedding(state)
         texts = list(dict.fromkeys([state["prompt"], *state["candidates"]]))
         scores = self.tools.scorer.text_similarity(texts, reference)
+        judged = self.caption_scores(state, texts, options)
+        weight = options.caption_weight
         ranked: list[Scored] = sorted(
             (
-                {"prompt": t, "text_score": s, "tokens": self.budget.counts(t)}
-                for t, s in zip(texts, scores, strict=True)
+                _with_caption_score(
+                    {"prompt": t, "text_score": s, "tokens": self.budget.counts(t)}, judged, i
+                )
+                for i, (t, s) in enumerate(zip(texts, scores, strict=True))
             ),
-            key=lambda c: c["text_score"],
+            key=lambda c: _judged(c, "text_score", weight),
             reverse=True,
         )
         chosen, improved, spent, refused = self.choose(state, ranked, reference, options)
@@ -418,6 +462,7 @@ class Nodes:
             "prompt": state["prompt"],
             "text_score": state["text_score"],
             "image_score": state.get("image_score"),
+            "caption_score": state.get("caption_score"),
             "renders": state["renders"],
             "proposer": state.get("proposer"),
             "critique": state.get("critique"),
@@ -430,6 +475,7 @@ class Nodes:
         return {
             "prompt": chosen["prompt"],
             "text_score": chosen["text_score"],
+            "caption_score": chosen.get("caption_score"),
             "candidates": ranked[:TOP_CANDIDATES_KEPT],
             "stale": 0 if improved else state.get("stale", 0) + 1,
             "note": None,  # recorded; the next iteration starts without notes
@@ -449,12 +495,20 @@ class Nodes:
         candidates the backend refused to render (they score lowest: never chosen).
         Reranking writes each rendered candidate's image score into its entry of ``ranked``
         (and the current prompt's, which they compete with), so the record shows what chose."""
+        weight = options.caption_weight
+        stay: Scored = {"prompt": state["prompt"], "text_score": state["text_score"]}
+        for candidate in ranked:  # the current prompt, scored with the candidates
+            if candidate["prompt"] == state["prompt"] and "caption_score" in candidate:
+                stay["caption_score"] = candidate["caption_score"]
         if options.objective == "text":
-            return ranked[0], ranked[0]["text_score"] > state["text_score"] + 1e-6, 0, None
+            improved = (
+                _judged(ranked[0], "text_score", weight)
+                > _judged(stay, "text_score", weight) + 1e-6
+            )
+            return ranked[0], improved, 0, None
         top = [c for c in ranked[: options.rerank_top_k] if c["prompt"] != state["prompt"]]
-        stay = {"prompt": state["prompt"], "text_score": state["text_score"]}
         if not top:
-            return stay, False, 0, None  # type: ignore[return-value]
+            return stay, False, 0, None
         groups, spent, refused = self.render_or_refuse([c["prompt"] for c in top], options)
         rendered = [group for group in groups if group is not None]
         scores = iter(self.image_scores(rendered, reference) if rendered else [])
@@ -473,11 +527,15 @@ class Nodes:
                 + "; ".join(f"{prompt} ({reason})" for prompt, reason in refused.items())
             )
             log.warning(note)
-        best = max(range(len(top)), key=image_scores.__getitem__)
-        current = _score(state.get("image_score"))
-        if image_scores[best] > current + 1e-6:
+        judged = [
+            score + weight * candidate.get("caption_score", 0.0)
+            for candidate, score in zip(top, image_scores, strict=True)
+        ]
+        best = max(range(len(top)), key=judged.__getitem__)
+        current = _score(state.get("image_score")) + weight * stay.get("caption_score", 0.0)
+        if judged[best] > current + 1e-6:
             return top[best], True, spent, note
-        return stay, False, spent, note  # type: ignore[return-value]
+        return stay, False, spent, note
 
     @timed
     def stop_check(self, state: ArpoState, runtime: Runtime[RunOptions]) -> dict[str, Any]:
@@ -552,6 +610,7 @@ class Nodes:
         return {
             "prompt": start["prompt"],
             "text_score": start["text_score"],
+            "caption_score": start.get("caption_score"),
             "stale": 0,
             "alternatives": waiting[1:],
             "note": f"restarted from the captioner's next hypothesis: {start['prompt']}",
@@ -578,6 +637,7 @@ class Nodes:
             "text_score": state["text_score"],
             "image_score": image_score,
             "renders": renders,
+            "caption_score": state.get("caption_score"),
         }
         record = {
             **final,
@@ -593,7 +653,7 @@ class Nodes:
             "image_score": image_score,
             "renders_spent": renders_spent,
         }
-        if renders and _better(final, state.get("best"), options.objective):
+        if renders and _better(final, state.get("best"), options):
             update["best"] = final
         return update
 
@@ -670,11 +730,29 @@ def _notes(*notes: str | None) -> str | None:
     return "; ".join(note for note in notes if note) or None
 
 
-def _better(candidate: Rendered, best: Rendered | None, objective: str) -> bool:
+def _better(candidate: Rendered, best: Rendered | None, options: RunOptions) -> bool:
+    """Whether ``candidate`` beats the best so far by the run's objective, the captioner's
+    judgement weighed in when both carry it."""
     if best is None:
         return True
-    key = "text_score" if objective == "text" else "image_score"
-    return _score(candidate[key]) > _score(best[key]) + 1e-9
+    key = score_key(options.objective)
+    weight = options.caption_weight
+    if candidate.get("caption_score") is None or best.get("caption_score") is None:
+        weight = 0.0
+    return _judged(candidate, key, weight) > _judged(best, key, weight) + 1e-9
+
+
+def _judged(entry: Any, key: str, weight: float) -> float:
+    """``entry``'s score by ``key`` plus ``weight`` times its caption score (if it has one)."""
+    caption = entry.get("caption_score")
+    return _score(entry.get(key)) + (weight * caption if caption is not None else 0.0)
+
+
+def _with_caption_score(entry: Scored, judged: list[float] | None, index: int) -> Scored:
+    """``entry`` with the captioner's score ``judged[index]`` when there are caption scores."""
+    if judged is not None:
+        entry["caption_score"] = judged[index]
+    return entry
 
 
 def _score(value: float | None) -> float:

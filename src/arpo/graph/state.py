@@ -21,6 +21,7 @@ class Scored(TypedDict):
     text_score: float
     tokens: NotRequired[dict[str, int]]  # the prompt in each text encoder's tokens
     image_score: NotRequired[float]  # set when it was rendered to choose (reranking)
+    caption_score: NotRequired[float]  # the captioner's likelihood of it (caption_weight)
 
 
 class Rendered(TypedDict):
@@ -31,6 +32,7 @@ class Rendered(TypedDict):
     text_score: float
     image_score: float | None
     renders: list[str]
+    caption_score: NotRequired[float | None]  # the captioner's likelihood (caption_weight)
 
 
 class ArpoState(TypedDict, total=False):
@@ -39,6 +41,9 @@ class ArpoState(TypedDict, total=False):
     prompt: str  # the current prompt
     text_score: float  # its CLIP text-image similarity to the reference
     image_score: float | None  # mean image-image similarity of its renders to the reference
+    # the captioner's mean token log-probability of it as the reference's caption, when the
+    # run weighs the captioner's judgement (caption_weight); None otherwise
+    caption_score: float | None
     renders: list[str]  # its renders
     iteration: int
     critique: list[str] | None

@@ -80,6 +80,15 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
                 "next-best caption, up to this many times (0: never).",
             ),
         ] = None,
+        caption_weight: Annotated[
+            float | None,
+            Field(
+                ge=0,
+                le=10,
+                description="How much the local captioner's likelihood of a prompt weighs "
+                "beside CLIP's when choosing (0: CLIP alone).",
+            ),
+        ] = None,
         max_cost: MaxCost = None,
     ) -> Annotated[CallToolResult, RunOutput]:
         def work(job: Job) -> api.Result:
@@ -102,6 +111,7 @@ def add_run_tools(server: MCPServer, state: ServerState) -> None:
                     patience=patience,
                     budget=budget,
                     restarts=restarts,
+                    caption_weight=caption_weight,
                     max_cost=max_cost,
                 )
 

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 SETTING = "ARPO_CAPTION_MODEL"
 KIND = "captioning model"
+TEXT_BATCH = 64  # captions read per pass by :meth:`Captioner.likelihood`
 
 
 class Captioner:
@@ -101,6 +102,60 @@ class Captioner:
             [image], num_beams=count, num_return_sequences=count, early_stopping=True
         )
         return [text for text in dict.fromkeys(texts) if text]
+
+    @property
+    def can_score(self) -> bool:
+        """Whether :meth:`likelihood` works for this model: encoder-decoder captioners (a
+        vision encoder-decoder, BLIP) read a caption in one pass; decoder-only chat models
+        are not scored."""
+        config = self.model.config
+        return bool(getattr(config, "is_encoder_decoder", False)) or config.model_type == "blip"
+
+    def likelihood(self, image: Image.Image, texts: Sequence[str]) -> list[float]:
+        """How readily the model would write each of ``texts`` as ``image``'s caption: the
+        mean log-probability of its tokens (nats, at most 0).
+
+        A second judge of prompts beside CLIP: it reads the image through its own encoder,
+        so where CLIP cannot tell a star from a heart the captioner may still say which. The
+        image is encoded once; the texts are read in batches of ``TEXT_BATCH``."""
+        if not self.can_score:
+            raise NotImplementedError(f"captioner {self.name} cannot score captions")
+        import torch
+
+        scores: list[float] = []
+        with torch.inference_mode():
+            pixels = self._inputs([image.convert("RGB")])["pixel_values"]
+            encoded = None
+            if self.model.config.model_type != "blip":
+                encoded = self.model.get_encoder()(pixel_values=pixels).last_hidden_state
+            for start in range(0, len(texts), TEXT_BATCH):
+                chunk = list(texts[start : start + TEXT_BATCH])
+                scores += self._likelihood_batch(pixels, encoded, chunk)
+        return scores
+
+    def _likelihood_batch(self, pixels: Any, encoded: Any, texts: list[str]) -> list[float]:
+        import torch
+
+        tokenizer = self.processor.tokenizer
+        # padded on the right whatever the tokenizer's side (decoder-only models' is left)
+        tokens = tokenizer(texts, padding=True, padding_side="right", return_tensors="pt")
+        tokens = tokens.to(self.device)
+        ids, mask = tokens["input_ids"], tokens["attention_mask"]
+        if encoded is None:  # BLIP: its decoder reads the ids and predicts each next one
+            batch = pixels.expand(len(texts), *pixels.shape[1:])
+            logits = self.model(pixel_values=batch, input_ids=ids, attention_mask=mask).logits
+            logits, targets, kept = logits[:, :-1], ids[:, 1:], mask[:, 1:]
+        else:  # the decoder starts from its start token: drop the tokenizer's own, if any
+            start = self.model.config.decoder_start_token_id
+            if start is not None and bool((ids[:, 0] == start).all()):
+                ids, mask = ids[:, 1:], mask[:, 1:]
+            labels = ids.masked_fill(mask == 0, -100)
+            states = encoded.expand(len(texts), *encoded.shape[1:])
+            logits = self.model(encoder_outputs=(states,), labels=labels).logits
+            targets, kept = ids, mask
+        picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None])[..., 0]
+        kept = kept.float()
+        return ((picked * kept).sum(dim=1) / kept.sum(dim=1).clamp(min=1)).tolist()
 
     def _caption_batch(self, images: list[Image.Image], **generate: Any) -> list[str]:
         import torch

@@ -180,9 +180,12 @@ class OfflineProposer:
         count: int,
         rng: random.Random,
         fits: Callable[[str], bool] | None = None,
+        judge: Judge | None = None,
     ) -> Proposals:
         """The best ``count`` single edits of ``prompt``; with ``fits``, only edits it accepts
-        (those within the text encoder's token limit) are scored and proposed."""
+        (those within the text encoder's token limit) are scored and proposed. With
+        ``judge``, CLIP's best :data:`JUDGED` edits are ranked again by CLIP's score plus
+        the judge's weighed one (the local captioner's likelihood: a second eye)."""
         current = split_phrases(prompt)
         edits = self._edits(current, self._slots(current, reference, rng))
         edits.pop(join_phrases(current), None)
@@ -202,6 +205,8 @@ class OfflineProposer:
             return Proposals()
         scores = self.scorer.text_similarity(texts, reference)
         ranked = sorted(zip(scores, texts, strict=True), key=lambda pair: pair[0], reverse=True)
+        if judge is not None:
+            ranked = judge.rerank(ranked[:JUDGED])
         return Proposals(_diverse([(edits[text], text) for _, text in ranked], count), len(texts))
 
     def _slots(
@@ -241,6 +246,25 @@ class OfflineProposer:
             for option in options:
                 edits.setdefault(join_phrases([*current, option]), f"add {category}")
         return edits
+
+
+@dataclass(frozen=True)
+class Judge:
+    """A second score for candidate prompts, added to CLIP's with a weight: ``score`` maps
+    texts to scores (higher is better), as the local captioner's likelihood does."""
+
+    score: Callable[[list[str]], list[float]]
+    weight: float
+
+    def rerank(self, ranked: list[tuple[float, str]]) -> list[tuple[float, str]]:
+        """``(clip score, text)`` pairs by CLIP's score plus the judge's, best first."""
+        extra = self.score([text for _, text in ranked])
+        combined = [(s + self.weight * e, t) for (s, t), e in zip(ranked, extra, strict=True)]
+        return sorted(combined, key=lambda pair: pair[0], reverse=True)
+
+
+#: CLIP's best edits that a :class:`Judge` ranks again each iteration (its cost bounded).
+JUDGED = 64
 
 
 def _diverse(ranked: list[tuple[str, str]], count: int) -> list[str]:
