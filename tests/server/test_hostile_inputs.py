@@ -310,3 +310,72 @@ def test_a_batch_over_a_folder_reads_only_its_own_images(tmp_path: Path, tiny_to
     stored = {p.stem for p in tiny_toolbox.store.artifacts()}
     secret = hashlib.sha256(encode_png(load_image(outside / "secret.png"))).hexdigest()
     assert secret not in stored
+
+
+def test_the_app_only_tools_refuse_every_hostile_id(world: dict[str, Path]) -> None:
+    """The MCP App's own tools take ids, never images: an artifact id or run id that is a
+    path, a URL or a data URL is refused by name, and nothing is read for it."""
+    from mcp.client.extension import advertise
+    from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
+
+    from arpo.config import Settings
+    from arpo.server import build_server
+    from arpo.tools.toolbox import Toolbox
+
+    home = world["base"] / "app-home"
+    home.mkdir()
+    toolbox = Toolbox(
+        Settings(home=home, preset="demo", allowed_roots=[world["root"]], allow_urls=True)
+    )
+    apps = advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})
+    values = [value for _, value, _ in hostile_values(world)]
+
+    async def main() -> list[CallToolResult]:
+        async with Client(build_server(toolbox), extensions=[apps]) as client:
+            found = [
+                await client.call_tool("artifact_previews", {"artifact_ids": [value]})
+                for value in values
+            ]
+            found += [await client.call_tool("run_view", {"run_id": value}) for value in values]
+            return found
+
+    results = anyio.run(main)
+    failures = [
+        f"{value[:60]}: {text_of(result)[:160]}"
+        for value, result, expected in zip(
+            values * 2,
+            results,
+            ["is not an artifact id"] * len(values) + ["is not a run id"] * len(values),
+            strict=True,
+        )
+        if not result.is_error or expected not in text_of(result)
+    ]
+    assert not failures, "\n".join(failures)
+    assert not list((home / "artifacts").glob("images/*/*.png"))
+
+
+def test_the_langgraph_server_graph_s_image_input_refuses_every_hostile_value(
+    world: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LangGraph Server's input ``image`` goes through the one resolver, confined to the
+    allowed roots as for any remote caller: each hostile value is refused by name (as the
+    client sees it: a ValueError of the arpo error's name) and nothing reaches the store."""
+    from arpo.langgraph_server.graph import graph
+
+    home = world["base"] / "langgraph-home"
+    monkeypatch.setenv("ARPO_HOME", str(home))
+    monkeypatch.setenv("ARPO_ALLOWED_ROOTS", str(world["root"]))
+    monkeypatch.setenv("ARPO_ALLOW_URLS", "true")
+    monkeypatch.chdir(world["root"])  # so "../outside/..." is relative to the root
+    failures = []
+    for label, value, expected in hostile_values(world):
+        try:
+            graph.invoke({"image": value}, context={"strategy": "offline", "iterations": 1})
+        except ValueError as error:
+            if expected not in str(error) or type(error).__name__ != "InvalidImageError":
+                failures.append(f"{label}: {type(error).__name__}: {str(error)[:160]}")
+        else:
+            failures.append(f"{label}: accepted")
+    assert not failures, "\n".join(failures)
+    assert not list(home.glob("artifacts/images/*/*.png"))
+    assert not list(home.glob("runs/*/run.json"))
