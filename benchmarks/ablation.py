@@ -10,6 +10,8 @@ judge, in its own folder under --out, so a rerun resumes):
   from its next-best captions), benched with every offline method (its table is printed
   first);
 * ``no restarts``: ``restarts=0`` (the run stops where patience says);
+* ``no captioner judge``: ``caption_weight=0`` (the captioner writes the first prompt and the
+  restarts, but CLIP alone chooses among the candidates);
 * ``no captioner``: ``ARPO_CAPTION_MODEL=none`` (the first prompt is CLIP interrogation, no
   hypotheses to restart from: the loop as it was before the captioner);
 * ``captioner alone``: the ``caption`` method, the first prompt without any search.
@@ -30,6 +32,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
     # name: (settings, run options, method); the whole is benched with every offline method
     "arpo-offline": ({}, {}, "offline"),
     "no restarts": ({}, {"restarts": 0}, "arpo-offline"),
+    "no captioner judge": ({}, {"caption_weight": 0}, "arpo-offline"),
     "no captioner": ({"caption_model": "none"}, {}, "arpo-offline"),
     "captioner alone": ({}, {}, "caption"),
 }

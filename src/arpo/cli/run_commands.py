@@ -164,7 +164,7 @@ def invert(
         float | None,
         typer.Option(
             help="How much the local captioner's judgement (its likelihood of a prompt as "
-            "the image's caption) weighs beside CLIP's when choosing (default 0.3; 0: CLIP "
+            "the image's caption) weighs beside CLIP's when choosing (default 0.1; 0: CLIP "
             "alone)."
         ),
     ] = None,

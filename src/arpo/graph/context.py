@@ -21,7 +21,7 @@ DEFAULT_RENDER_BUDGET = 32
 
 #: The captioner's weight beside CLIP (:attr:`RunOptions.caption_weight`), chosen on the demo
 #: bench (README, How well does it work); not measured on real captioners.
-DEFAULT_CAPTION_WEIGHT = 0.3
+DEFAULT_CAPTION_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)
