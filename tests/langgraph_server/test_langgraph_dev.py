@@ -167,3 +167,64 @@ def test_a_bad_option_gets_arpos_message(server: tuple[str, Path], red_circle: s
         "error": "InvalidOptionError",
         "message": "iterations=0 must be at least 1.",
     }
+
+
+def test_a_cancelled_run_stops_and_records_itself_resumable(
+    server: tuple[str, Path], red_circle: str
+) -> None:
+    """Cancelling the LangGraph run stops arpo's run at its next iteration, recorded
+    ``interrupted`` (``arpo invert --resume`` continues it), not left to finish unseen."""
+    url, home = server
+    client = get_sync_client(url=url)
+    thread = client.threads.create()
+    before = set(home.glob("runs/*/run.json"))
+    long = {"iterations": 50, "patience": 0, "budget": 0, "restarts": 0}
+    run = client.runs.create(thread["thread_id"], "arpo", input={"image": red_circle}, context=long)
+    record_path = wait_for(lambda: next(iter(set(home.glob("runs/*/run.json")) - before), None))
+    wait_for(lambda: iterations_of(record_path) >= 1 or None)
+    client.runs.cancel(thread["thread_id"], run["run_id"])
+
+    record = wait_for(lambda: ended(record_path))
+    assert record["status"] == "interrupted"
+    assert "cancelled" in (record["error"] or "")
+    from arpo import api
+
+    details = api.run_details(record["run_id"], settings=arpo_settings(home))
+    assert details.resumable and len(details.history) < 50
+
+
+def wait_for(probe: Any, timeout_s: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.1)
+    pytest.fail(f"nothing came within {timeout_s} s")
+
+
+def iterations_of(record_path: Path) -> int:
+    from arpo.api.history import run_details
+
+    try:
+        return len(
+            run_details(
+                record_path.parent.name, settings=arpo_settings(record_path.parents[2])
+            ).history
+        )
+    except Exception:  # the record being written
+        return 0
+
+
+def ended(record_path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("status") != "running" else None
+
+
+def arpo_settings(home: Path) -> Any:
+    from arpo.config import Settings
+
+    return Settings(home=home, preset="demo")

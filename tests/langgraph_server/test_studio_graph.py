@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import fields
 from pathlib import Path
 
+import anyio
 import pytest
 from PIL import Image
 
@@ -71,7 +73,7 @@ def test_a_path_outside_the_allowed_roots_is_refused_by_name(
     outside = tmp_path / "elsewhere.png"
     Image.new("RGB", (8, 8)).save(outside)
     with pytest.raises(ValueError, match="outside the allowed folders") as raised:
-        graph.invoke({"image": str(outside)})
+        anyio.run(functools.partial(graph.ainvoke, {"image": str(outside)}))
     assert type(raised.value).__name__ == "InvalidImageError"
 
 
@@ -82,5 +84,7 @@ def test_a_missing_model_is_named_to_the_client(
     monkeypatch.setenv("ARPO_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ARPO_T2I_MODEL", str(missing))
     with pytest.raises(ValueError, match="no-such-model") as raised:
-        graph.invoke({"image": red_circle}, context={"strategy": "offline"})
+        anyio.run(
+            functools.partial(graph.ainvoke, {"image": red_circle}, context={"strategy": "offline"})
+        )
     assert type(raised.value).__name__ == "ModelNotAvailableError"

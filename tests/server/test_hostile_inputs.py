@@ -10,6 +10,7 @@ no ARPO_ALLOWED_ROOTS confines to its inbox.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import os
@@ -370,7 +371,13 @@ def test_the_langgraph_server_graph_s_image_input_refuses_every_hostile_value(
     failures = []
     for label, value, expected in hostile_values(world):
         try:
-            graph.invoke({"image": value}, context={"strategy": "offline", "iterations": 1})
+            anyio.run(
+                functools.partial(
+                    graph.ainvoke,
+                    {"image": value},
+                    context={"strategy": "offline", "iterations": 1},
+                )
+            )
         except ValueError as error:
             if expected not in str(error) or type(error).__name__ != "InvalidImageError":
                 failures.append(f"{label}: {type(error).__name__}: {str(error)[:160]}")

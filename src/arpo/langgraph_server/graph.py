@@ -13,10 +13,11 @@ as a ``ValueError`` of the same name and message (:func:`for_the_client`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from arpo import api
-from arpo.errors import ArpoError
+from arpo.errors import ArpoError, RunCancelled
 from arpo.langgraph_server.schemas import (
     RunOptionsGiven,
     StudioInput,
@@ -69,9 +70,35 @@ def store_image(state: StudioState) -> dict[str, Any]:
     return {"reference": reference, "image": reference}
 
 
-def reverse_prompt(state: StudioState, runtime: Runtime[Any]) -> dict[str, Any]:
+async def reverse_prompt(state: StudioState, runtime: Runtime[Any]) -> dict[str, Any]:
     """A normal arpo run on the stored image, with the options the client gave over the
-    preset's and model family's defaults; its progress events go to the ``custom`` stream."""
+    preset's and model family's defaults; its progress events go to the ``custom`` stream.
+
+    The run works in a thread. When the client cancels the LangGraph run, the run stops at
+    its next progress event (an iteration at most), records itself ``interrupted`` (so
+    ``arpo invert --resume`` continues it), and only then does the node give up."""
+    loop = asyncio.get_running_loop()
+    cancelled = threading.Event()
+
+    def on_progress(event: dict[str, Any]) -> None:
+        if cancelled.is_set():
+            raise RunCancelled("the LangGraph run was cancelled")
+        loop.call_soon_threadsafe(runtime.stream_writer, event)
+
+    options = given_options(runtime.context)
+    work = asyncio.ensure_future(asyncio.to_thread(_run, state, on_progress, options))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        cancelled.set()
+        with contextlib.suppress(BaseException):
+            await work  # the run records how it ended before the node goes
+        raise
+
+
+def _run(
+    state: StudioState, on_progress: Callable[[dict[str, Any]], None], options: dict[str, Any]
+) -> dict[str, Any]:
     with for_the_client():
         toolbox = api.get_toolbox()
         picture = toolbox.store.get_image(state["reference"])
@@ -80,8 +107,8 @@ def reverse_prompt(state: StudioState, runtime: Runtime[Any]) -> dict[str, Any]:
                 picture,
                 prompt=state.get("prompt") or None,
                 toolbox=toolbox,
-                on_progress=runtime.stream_writer,
-                **given_options(runtime.context),
+                on_progress=on_progress,
+                **options,
             )
     return _answer(result)
 
