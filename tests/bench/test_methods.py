@@ -188,17 +188,13 @@ def test_arpo_methods_stop_at_the_budget_inside_the_graph(
 ) -> None:
     """The bench passes its budget to the run, as `arpo invert --budget` does: the run's own
     count of real renders is what the meter saw, within the budget."""
-    # CLIP alone (no captioner judging) moves on every iteration, so each one renders anew
-    # and the small budget, not a stall among cached renders, is what stops the run
-    output, meter = run_method(
-        "arpo-offline", demo_toolbox, scene_image, tmp_path, budget=budget, caption_weight=0
-    )
+    output, meter = run_method("arpo-offline", demo_toolbox, scene_image, tmp_path, budget=budget)
     details = output.details
     assert details["options_budget"] == budget
     assert details["renders_spent"] == meter.renders <= budget
     # the cap is never below the defaults' own iterations
     assert details["options_iterations"] >= RunOptions().iterations
-    if budget == 5:  # one iteration's worst case past the first prompt: the budget stops it
-        assert details["stop_reason"] == "budget"
-    else:  # restarts keep a stalled run going, so it may also reach the iteration cap
-        assert details["stop_reason"] in {"budget", "patience", "max_iterations"}
+    # the budget stops a search that keeps finding new candidates; one whose candidates are
+    # rendered already (cache hits are free) stalls first (the graph's budget tests show the
+    # stop itself, tests/graph)
+    assert details["stop_reason"] in {"budget", "patience", "max_iterations"}
