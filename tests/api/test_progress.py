@@ -30,3 +30,20 @@ def test_the_cli_bar_shows_the_objectives_score() -> None:
     (task,) = progress.progress.tasks
     assert task.fields["best"] == "image 0.9000 (text 0.4000)"
     assert task.completed == 2
+
+
+def test_the_display_goes_live_with_its_first_bar_not_while_models_load() -> None:
+    """Nothing redraws while the models load (the redraw thread would compete with the
+    imports); the run's ``started`` event brings the bar, and leaving stops it."""
+    progress = RunProgress()
+    with progress:
+        assert not progress.progress.live.is_started
+        progress.update({"event": "started", "run_id": "r", "run_dir": "/tmp/r", "iterations": 3})
+        assert progress.progress.live.is_started
+    assert not progress.progress.live.is_started
+
+
+def test_a_display_that_never_went_live_leaves_quietly() -> None:
+    with RunProgress() as progress:
+        pass  # a run that failed before it started: nothing was drawn, nothing to stop
+    assert not progress.progress.live.is_started and progress.resume_hint() is None

@@ -57,7 +57,11 @@ def control_echo_off(stream: IO[str]) -> Iterator[None]:
 
 
 class LiveDisplay:
-    """A rich ``Progress`` display, used as a context manager."""
+    """A rich ``Progress`` display, used as a context manager.
+
+    The display goes live with its first bar (:meth:`show`), not on entering: while the models
+    load there is nothing to draw, and its redraws (ten a second, in a thread) would compete
+    for the interpreter with the imports (0.5 s more to ``arpo demo`` in a terminal)."""
 
     progress: Any
     _quiet_echo: AbstractContextManager[None] | None = None
@@ -65,11 +69,14 @@ class LiveDisplay:
     def __enter__(self) -> Self:
         self._quiet_echo = control_echo_off(self.progress.console.file)
         self._quiet_echo.__enter__()
-        self.progress.__enter__()
         return self
 
+    def show(self) -> None:
+        """Go live (once): the first bar is about to be added."""
+        self.progress.start()
+
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+        self.progress.__exit__(*exc)  # stopping a display that never went live is a no-op
         if self._quiet_echo is not None:
             self._quiet_echo.__exit__(None, None, None)
 
@@ -100,6 +107,7 @@ class BenchProgress(LiveDisplay):
 
     def update(self, event: dict[str, Any]) -> None:
         if event.get("event") == "started":
+            self.show()
             self.task = self.progress.add_task("bench", total=event["total"], last="")
         elif event.get("event") == "pair" and self.task is not None:
             last = f"{event['method']} on {event['image']}: {event['status']}"
@@ -142,6 +150,7 @@ class RunProgress(LiveDisplay):
 
         if event.get("event") == "started":
             self.run_id = event.get("run_id", self.run_id)
+            self.show()
             self.task = self.progress.add_task(
                 "run", total=event["iterations"], best="-", prompt="captioning..."
             )
@@ -205,6 +214,7 @@ class BatchProgress(LiveDisplay):
         kind = event.get("event")
         if kind == "batch_started":
             self.out_dir = event["out_dir"]
+            self.show()
             self.task = self.progress.add_task(
                 "batch", total=event["total"], completed=event["done"], now=""
             )
