@@ -220,3 +220,29 @@ def test_get_toolbox_is_one_per_settings(tmp_path, monkeypatch):
     first = api.get_toolbox(Settings(home=tmp_path / "a"))
     assert api.get_toolbox(Settings(home=tmp_path / "a")) is first
     assert api.get_toolbox(Settings(home=tmp_path / "b")) is not first
+
+
+def test_a_run_id_given_for_a_new_run_is_checked_before_anything_is_written(tmp_path) -> None:
+    """``reverse_prompt(run_id=...)`` (what a batch names its runs with): a malformed id and
+    one already taken are refused, and nothing is written or overwritten."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "graph"))
+    from synthetic import reference_image, synthetic_toolbox
+
+    from arpo.errors import ArpoError, RunNotFoundError
+
+    toolbox = synthetic_toolbox(tmp_path / "home")
+    fast = {"strategy": "offline", "iterations": 1, "width": 64, "height": 64, "steps": 1}
+    with pytest.raises(RunNotFoundError, match=r"'\.\./escape' is not a run id"):
+        api.reverse_prompt(reference_image(), toolbox=toolbox, run_id="../escape", **fast)
+    assert not list(toolbox.settings.runs_dir.glob("*"))
+    done = api.reverse_prompt(
+        reference_image(), toolbox=toolbox, run_id="20261201-120000-abcdef", **fast
+    )
+    assert done.run_id == "20261201-120000-abcdef"
+    with pytest.raises(ArpoError, match=r"already holds files .* It holds a run"):
+        api.reverse_prompt(
+            reference_image(), toolbox=toolbox, run_id="20261201-120000-abcdef", **fast
+        )
+    assert api.run_details(done.run_id, settings=toolbox.settings).status == "finished"

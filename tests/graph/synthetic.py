@@ -181,6 +181,23 @@ def synthetic_toolbox(
     return Toolbox(settings, renderer=painter, scorer=scorer, vocabulary=vocabulary)  # type: ignore[arg-type]
 
 
+def captioned_toolbox(
+    home: Path, captioner: Any, target: str | Mapping[str, float] = TARGET
+) -> tuple[Toolbox, WordScorer]:
+    """A synthetic Toolbox with ``captioner`` (a stand-in) as its local captioner, and its
+    scorer, which rewards ``target``."""
+    painter = Painter()
+    scorer = WordScorer(painter, target)
+    tools = Toolbox(
+        Settings(home=home),
+        renderer=painter,
+        scorer=scorer,  # type: ignore[arg-type]
+        vocabulary=VOCABULARY,
+        captioner=captioner,
+    )
+    return tools, scorer
+
+
 def checkpoint_snapshots(toolbox: Toolbox, run_id: str) -> list[dict[str, Any]]:
     """Every checkpointed state of a run, newest first, as plain values."""
     saver = open_checkpointer(str(toolbox.settings.checkpoint_db))

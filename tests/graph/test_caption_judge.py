@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from synthetic import VOCABULARY, Painter, WordScorer, reference_image
+from synthetic import WordScorer, captioned_toolbox, reference_image
 
 from arpo import api
-from arpo.config import Settings
 from arpo.errors import InvalidOptionError
 from arpo.tools.toolbox import Toolbox
 
@@ -53,16 +52,7 @@ class BlindCaptioner(JudgingCaptioner):
 
 
 def toolbox(home: Path, captioner: Any) -> tuple[Toolbox, WordScorer]:
-    painter = Painter()
-    scorer = WordScorer(painter, CLIP_SEES)
-    tools = Toolbox(
-        Settings(home=home),
-        renderer=painter,
-        scorer=scorer,  # type: ignore[arg-type]
-        vocabulary=VOCABULARY,
-        captioner=captioner,
-    )
-    return tools, scorer
+    return captioned_toolbox(home, captioner, CLIP_SEES)
 
 
 def invert(tools: Toolbox, **options: Any) -> api.Result:

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from synthetic import VOCABULARY, Painter, WordScorer, reference_image
+from synthetic import WordScorer, captioned_toolbox, reference_image
 
 from arpo import api
-from arpo.config import Settings
 from arpo.tools.toolbox import Toolbox
 
 FAST = {"width": 64, "height": 64, "steps": 1}
@@ -38,16 +37,7 @@ class BeamCaptioner:
 
 
 def toolbox(home: Path, captioner: BeamCaptioner) -> tuple[Toolbox, WordScorer]:
-    painter = Painter()
-    scorer = WordScorer(painter, TARGET)
-    tools = Toolbox(
-        Settings(home=home),
-        renderer=painter,
-        scorer=scorer,  # type: ignore[arg-type]
-        vocabulary=VOCABULARY,
-        captioner=captioner,  # type: ignore[arg-type]
-    )
-    return tools, scorer
+    return captioned_toolbox(home, captioner, TARGET)
 
 
 def invert(tools: Toolbox, **options: Any) -> api.Result:

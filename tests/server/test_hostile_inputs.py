@@ -41,6 +41,7 @@ IMAGE_ARGUMENTS: list[tuple[str, str, dict[str, Any]]] = [
 
 # bad values of the other run arguments: (tool, arguments, what the refusal must say)
 BAD_COSTS = [-1, 0, "NaN", "inf", "lots", [1]]
+BAD_WEIGHTS = [-1, "NaN", "inf", 11, "lots"]
 
 
 def bad_option_calls(reference: Path) -> list[tuple[str, dict[str, Any], str]]:
@@ -49,6 +50,10 @@ def bad_option_calls(reference: Path) -> list[tuple[str, dict[str, Any], str]]:
         for cost in BAD_COSTS
     ]
     calls += [("resume_run", {"run_id": "20990101-000000-abcdef", "max_cost": -1}, "max_cost")]
+    calls += [
+        ("reverse_prompt", {"image": str(reference), "caption_weight": weight}, "caption_weight")
+        for weight in BAD_WEIGHTS
+    ]
     return calls
 
 

@@ -663,20 +663,8 @@ def run_in_process(
             batch.record(replace(outcome, status="pending"), item)
             queue.append((item, attempt + 1))
             continue
-        status = batch.record(outcome, item)
         done += 1
-        _emit(
-            on_progress,
-            {
-                "event": "image",
-                "image": item.name,
-                "status": status,
-                "done": done,
-                "total": total,
-                "error": outcome.error,
-                "prompt": outcome.prompt,
-            },
-        )
+        _image_done(on_progress, batch.record(outcome, item), outcome, done, total)
 
 
 def run_on_ray_workers(
@@ -703,13 +691,8 @@ def run_on_ray_workers(
     finished = [done]
 
     def image_done(item: Found, outcome: ImageOutcome) -> None:
-        status = batch.record(outcome, item)
         finished[0] += 1
-        _emit(
-            on_progress,
-            {"event": "image", "image": item.name, "status": status, "done": finished[0],
-             "total": total, "error": outcome.error, "prompt": outcome.prompt},
-        )  # fmt: skip
+        _image_done(on_progress, batch.record(outcome, item), outcome, finished[0], total)
 
     def on_result(job: ImageJob, outcome: ImageOutcome) -> None:
         item = items[job.name]
@@ -756,6 +739,18 @@ class _JobQueue:
         self.attempts[item.name] = self.attempts.get(item.name, 0) + 1
         self.batch.attempted(item.name)
         return self.batch.job(item)
+
+
+def _image_done(
+    on_progress: ProgressCallback | None, status: str, outcome: ImageOutcome, done: int, total: int
+) -> None:
+    """The ``image`` event of an image the batch has recorded (``status``), ``done`` of
+    ``total``: the same from every backend."""
+    _emit(
+        on_progress,
+        {"event": "image", "image": outcome.name, "status": status, "done": done,
+         "total": total, "error": outcome.error, "prompt": outcome.prompt},
+    )  # fmt: skip
 
 
 def _emit(on_progress: ProgressCallback | None, event: dict[str, Any]) -> None:
