@@ -20,13 +20,31 @@ from arpo.cli.app import app
 __all__ = ["app", "main"]
 
 
+#: The CLI's thresholds for the cyclic garbage collector (CPython's default: 700, 10, 10).
+COLLECTOR_THRESHOLDS = (50_000, 20, 10)
+
+
 def main() -> None:
+    collect_less_often()
     try:
         app()
     except SystemExit as stop:
         leave_quickly(stop.code)
         raise
     leave_quickly(0)
+
+
+def collect_less_often() -> None:
+    """Run the cyclic garbage collector less often in the CLI's process.
+
+    Importing torch, open_clip, transformers and LangGraph creates millions of objects that
+    live as long as the process; at CPython's default thresholds the collector scans them
+    again and again while they load (``arpo demo``: median 8.7 s with the default, 6.9 s with
+    these, 5 alternating runs). Garbage cycles are still collected, in larger batches. Only
+    the CLI does this: a program that imports arpo keeps its own settings."""
+    import gc
+
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def leave_quickly(code: int | str | None) -> None:
