@@ -14,6 +14,7 @@ from arpo.tools.tokens import (
     clip_token_count,
     estimated_tokens,
     split_to_fit,
+    word_token_count,
 )
 
 WORDS = ("a", "red", "blue", "square", "circle", "on", "background", "the", "of", "in")
@@ -38,6 +39,29 @@ def tiny_t5_tokenizer() -> Any:
     return T5TokenizerFast(
         tokenizer_object=core, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=0
     )
+
+
+def test_the_demo_world_counts_exactly_what_its_clip_reads() -> None:
+    """The demo renderer's budget is the demo CLIP's word-level tokens, counted exactly (it
+    was estimated from CLIP's BPE, which cost a process 0.2 s to load and over-counted)."""
+    import random
+
+    from tokenizers import Tokenizer
+
+    from arpo.demo.clip_model import demo_clip_dir
+    from arpo.demo.render import DEMO_PROFILE
+    from arpo.demo.scenes import caption, sample_scene
+
+    budget = budget_for(DEMO_PROFILE)
+    assert (budget.limit.kind, budget.max_tokens, budget.limit.exact) == ("word", 54, True)
+    assert budget.describe() == "54 WORD tokens"
+    tokenizer = Tokenizer.from_file(str(demo_clip_dir() / "tokenizer.json"))
+    scenes = [sample_scene(random.Random(f"count:{i}")) for i in range(50)]
+    texts = [caption(scene, random.Random(i)) for i, scene in enumerate(scenes)]
+    texts += ["", "  ", "a red, red... square!!", "two-tone stars; 8-bit (pixel) art", "café ×3"]
+    for text in texts:
+        assert budget.count(text) == word_token_count(text)
+        assert word_token_count(text) + 2 == len(tokenizer.encode(text).ids), text
 
 
 @pytest.mark.parametrize(

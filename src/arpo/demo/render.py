@@ -38,7 +38,7 @@ DEMO_RENDER_PARAMS = RenderParams(steps=1, guidance=0.0, width=128, height=128)
 
 #: The demo renderer's family profile: 128 px, any multiple of 8, one "step", no guidance, no
 #: negative prompt (it ignores one, so one is refused rather than silently dropped); its text
-#: encoder is the demo CLIP's (56 tokens of its word-level vocabulary).
+#: encoder is the demo CLIP's (56 tokens of its word-level vocabulary, counted exactly).
 DEMO_PROFILE = FamilyProfile(
     name="demo",
     title="arpo demo world",
@@ -49,7 +49,7 @@ DEMO_PROFILE = FamilyProfile(
     guidance=0.0,
     dtype={"cuda": "float32", "mps": "float32", "cpu": "float32"},
     negative_prompt="none",
-    text_encoders=(TextEncoder(kind="demo", max_tokens=56),),
+    text_encoders=(TextEncoder(kind="word", max_tokens=56),),
     prompt_style="tags",
     safety_checker=False,
 )

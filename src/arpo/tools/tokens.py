@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 CLIP_CONTEXT = 77
 CLIP_PROMPT_TOKENS = CLIP_CONTEXT - 2
 # markers an encoder adds around a prompt, where no tokenizer is at hand to ask: CLIP start
-# and end; T5 an end marker; others (Gemma: a start marker) assumed to take two
-SPECIAL_TOKENS = {"clip": 2, "t5": 1}
+# and end; T5 an end marker; a word-level vocabulary's (the demo CLIP's) start and end; others
+# (Gemma: a start marker) assumed to take two
+SPECIAL_TOKENS = {"clip": 2, "t5": 1, "word": 2}
 DEFAULT_SPECIAL_TOKENS = 2
 # T5 (32k SentencePiece) and Gemma (256k) split English into about as many or fewer pieces
 # than CLIP's 49k BPE; without the pipeline's tokenizer a prompt's CLIP count with this margin
@@ -53,6 +54,21 @@ def _bpe() -> Any:
 def clip_token_count(text: str) -> int:
     """BPE tokens in ``text`` (start and end markers not counted)."""
     return len(_bpe().encode(text)) if text.strip() else 0
+
+
+# a word-level tokenizer's pieces: runs of word characters, runs of punctuation (the
+# tokenizers library's Whitespace pre-tokenizer, which the demo CLIP's tokenizer uses)
+_WORD_PIECES = re.compile(r"\w+|[^\w\s]+")
+
+
+def word_token_count(text: str) -> int:
+    """Tokens a word-level tokenizer makes of ``text`` (markers not counted): exact for the
+    demo CLIP's, which reads one token per word or run of punctuation."""
+    return len(_WORD_PIECES.findall(text))
+
+
+#: Encoder kinds counted exactly without a tokenizer at hand (CLIP: open_clip ships its BPE).
+EXACT_COUNTERS: dict[str, Counter] = {"clip": clip_token_count, "word": word_token_count}
 
 
 def estimated_tokens(text: str) -> int:
@@ -144,9 +160,9 @@ def budget_for(profile: FamilyProfile, pipeline: Any = None) -> TokenBudget:
     """
     encoders = []
     for index, encoder in enumerate(profile.text_encoders):
-        if encoder.kind == "clip":
-            capacity = encoder.max_tokens - SPECIAL_TOKENS["clip"]
-            encoders.append(EncoderCount("clip", capacity, clip_token_count))
+        if encoder.kind in EXACT_COUNTERS:
+            capacity = encoder.max_tokens - SPECIAL_TOKENS[encoder.kind]
+            encoders.append(EncoderCount(encoder.kind, capacity, EXACT_COUNTERS[encoder.kind]))
             continue
         tokenizer = _pipeline_tokenizer(pipeline, index)
         if tokenizer is not None:

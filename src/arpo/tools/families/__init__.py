@@ -30,7 +30,7 @@ UNKNOWN = "unknown"
 
 @dataclass(frozen=True)
 class TextEncoder:
-    kind: str  # clip, t5, gemma, demo ...
+    kind: str  # clip, t5, gemma, word (a word-level vocabulary: the demo CLIP's) ...
     max_tokens: int  # what the pipeline feeds it; the rest of a prompt is cut or unseen
 
 
