@@ -39,9 +39,10 @@ def collect_less_often() -> None:
 
     Importing torch, open_clip, transformers and LangGraph creates millions of objects that
     live as long as the process; at CPython's default thresholds the collector scans them
-    again and again while they load (``arpo demo``: median 8.7 s with the default, 6.9 s with
-    these, 5 alternating runs). Garbage cycles are still collected, in larger batches. Only
-    the CLI does this: a program that imports arpo keeps its own settings."""
+    again and again while they load (``arpo demo``: median 8.12 s with the defaults, 7.22 s
+    with these, 7 alternating pairs, every pair faster). Garbage cycles are still collected,
+    in larger batches. Only the CLI does this: a program that imports arpo keeps its own
+    settings."""
     import gc
 
     gc.set_threshold(*COLLECTOR_THRESHOLDS)
